@@ -1,0 +1,67 @@
+"""``neurorack bench``: speed of the descriptors and the generators, one CPU thread (SPEC §6).
+
+The logic and the JSON format live in :mod:`neurorack.bench`; this module parses the options
+and prints (table on stdout, progress on stderr; with ``--json`` only the JSON on stdout).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neurorack.cli.console import console, err_console
+from neurorack.descriptors import DescriptorConfig
+from neurorack.errors import NeurorackError
+
+
+def bench_command(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on stdout (nothing else).")
+    ] = False,
+    seconds: Annotated[float, typer.Option("--seconds", help="Seconds of audio per run.")] = 1.0,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per row (after one warm-up).")] = 5,
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="Corpus folder: adds the nearest-sample baseline (train split)."),
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Row the ratios are relative to (default: sinc-nsf, else dsp).")
+    ] = None,
+) -> None:
+    """Time the descriptors and every generator on one CPU thread (× real time, median of runs).
+
+    Rows: describe (44.1 kHz), the silence and dsp baselines, nearest with --corpus. The
+    input is a synthetic impact's descriptor curves; speed depends on the machine and on
+    its load, so compare rows of one run.
+    """
+    from neurorack.bench import default_generators, render_table, run_bench
+
+    if not seconds > 0:
+        raise NeurorackError(f"--seconds must be positive, got {seconds}")
+    if repeats < 1:
+        raise NeurorackError(f"--repeats must be at least 1, got {repeats}")
+    config = DescriptorConfig()
+    opened = None
+    if corpus is not None:
+        from neurorack.corpus import Corpus
+
+        opened = Corpus.open(corpus)
+        config = opened.config
+    generators = default_generators(config, opened)
+
+    def progress(name: str) -> None:
+        if not json_out:
+            err_console.print(f"[dim]timing {name} …[/]", highlight=False)
+
+    report = run_bench(generators, seconds=seconds, repeats=repeats, reference=reference, progress=progress)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        console.print(render_table(report))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)

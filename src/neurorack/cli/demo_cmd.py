@@ -1,0 +1,65 @@
+"""``neurorack demo``: render a few drawn impacts, describe them, and show the curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from neurorack.audio_io import write_audio
+from neurorack.cli.console import console, err_console
+from neurorack.cli.describe_cmd import active_frames
+from neurorack.descriptors import DESCRIPTOR_NAMES, DescriptorConfig, describe
+from neurorack.errors import NeurorackError
+from neurorack.presets import PRESETS, impact_curves
+
+
+def demo_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the WAV files and plots.")] = Path("demo"),
+    presets: Annotated[
+        list[str] | None, typer.Option("--preset", "-p", help=f"Impacts to render: {', '.join(PRESETS)}.")
+    ] = None,
+    generator: Annotated[str, typer.Option(help="Generator to render with.")] = "dsp",
+    seed: Annotated[int, typer.Option(help="Noise seed.")] = 0,
+) -> None:
+    """Render drawn impacts with a generator, then measure their descriptors back.
+
+    Writes OUT/<preset>.wav and OUT/<preset>.png (spectrogram, requested vs
+    measured descriptor curves) and prints how closely each descriptor followed.
+    """
+    from neurorack.generators.registry import build_baseline
+
+    names = presets or list(PRESETS)
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        raise NeurorackError(f"unknown preset {unknown[0]!r}; choose from {', '.join(PRESETS)}")
+    config = DescriptorConfig()
+    gen = build_baseline(generator, config)
+    table = Table(title=f"{gen.name}: measured / requested (median over active frames)", title_justify="left")
+    table.add_column("impact")
+    for name in DESCRIPTOR_NAMES:
+        table.add_column(name, justify="right")
+    from neurorack.plots import plot_descriptors
+
+    for name in names:
+        curves = impact_curves(PRESETS[name], config)
+        audio = gen.generate(curves, seed=seed)
+        wav = write_audio(out / f"{name}.wav", audio, gen.sample_rate)
+        # a render of F frames is F * hop samples; its analysis has one more (centred) frame
+        measured = describe(audio, gen.sample_rate, hop_length=gen.hop_length)[: len(curves)]
+        mask = active_frames(curves)
+        ratios = np.median(measured[mask] / np.maximum(curves[mask], 1e-9), axis=0)
+        table.add_row(name, *(f"{r:.2f}" for r in ratios))
+        plot_descriptors(
+            [curves, measured], ["requested", "measured"], gen.sample_rate, gen.hop_length,
+            out / f"{name}.png", audio=audio, title=f"{name} ({gen.name})",
+        )
+        err_console.print(f"wrote {wav} and {out / (name + '.png')}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_command)

@@ -1,0 +1,157 @@
+"""``neurorack train`` and ``neurorack export``: train an impact model on a corpus or a sample folder, export it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neurorack.cli.console import console, err_console
+
+
+def _log(message: str) -> None:
+    err_console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+def train_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A corpus (neurorack corpus build) or a plain folder of audio samples.", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder (checkpoints, logs, model).", show_default=False)
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Model to train (ddsp-impact, sinc-nsf). [default: ddsp-impact]", show_default=False
+        ),
+    ] = None,
+    minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--minutes", help="Total training time of the run (resumes included). [default: 30]", show_default=False
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            "--lr", help="Adam learning rate. [default: 1e-4 for sinc-nsf (paper), 1e-3 otherwise]", show_default=False
+        ),
+    ] = None,
+    lr_patience: Annotated[
+        int, typer.Option(help="Halve the learning rate after this many epochs without validation progress.")
+    ] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Crops per batch (per device).")] = 8,
+    frames: Annotated[int, typer.Option(help="Crop length in descriptor frames.")] = 64,
+    max_steps: Annotated[int | None, typer.Option(help="Total optimiser steps of the run.", show_default=False)] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Total epochs of the run.", show_default=False)] = None,
+    devices: Annotated[int, typer.Option(help="Devices (GPUs, or CPU processes) per node; DDP when > 1.")] = 1,
+    nodes: Annotated[int, typer.Option(help="Nodes (machines); DDP when > 1.")] = 1,
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu, ...")] = "auto",
+    model_config: Annotated[
+        str | None,
+        typer.Option(help="Model settings as a JSON object, or 'tiny' (test size).", show_default=False),
+    ] = None,
+    augment_fraction: Annotated[
+        float, typer.Option(help="Fraction of each batch trained for control with edited descriptor curves.")
+    ] = 0.25,
+    control_weight: Annotated[float, typer.Option(help="Weight of the control (edited curves) loss.")] = 1.0,
+    descriptor_weight: Annotated[float, typer.Option(help="Weight of the descriptor loss on reconstructions.")] = 1.0,
+    checkpoint_every: Annotated[int, typer.Option(help="Write the resume checkpoint every this many steps.")] = 50,
+    example_every: Annotated[int, typer.Option(help="Log audio examples every this many epochs (0: never).")] = 5,
+    val_every: Annotated[
+        int | None,
+        typer.Option(help="Validate every this many steps. [default: once per epoch]", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Data-loader worker processes.")] = 0,
+    export: Annotated[
+        bool, typer.Option("--export/--no-export", help="Export RUN/model.safetensors at the end.")
+    ] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar with ETA.")] = True,
+) -> None:
+    """Train an impact model on SOURCE into the run folder --out.
+
+    SOURCE is a corpus, or any folder of one-shots: then a corpus is built in
+    OUT/corpus first, and the trained model is exported to OUT/model.safetensors,
+    ready to play. Logs go to OUT/logs (tensorboard --logdir OUT/logs); a killed run
+    continues with --resume. Loss: multi-scale spectral + descriptor matching, with
+    a share of each batch trained on edited descriptor curves so the controls work.
+    """
+    from neurorack.training.run import train
+
+    result = train(
+        source,
+        out=out,
+        model=model,
+        model_config=model_config,
+        minutes=minutes,
+        max_steps=max_steps,
+        max_epochs=max_epochs,
+        resume=resume,
+        lr=lr,
+        lr_patience=lr_patience,
+        batch_size=batch_size,
+        frames=frames,
+        descriptor_weight=descriptor_weight,
+        control_weight=control_weight,
+        augment_fraction=augment_fraction,
+        devices=devices,
+        nodes=nodes,
+        accelerator=accelerator,
+        seed=seed,
+        num_workers=workers,
+        checkpoint_every=checkpoint_every,
+        example_every=example_every,
+        val_every=val_every,
+        export=export,
+        progress=progress,
+        log=_log,
+    )
+    if not result.primary:  # an extra DDP process: the first one reports
+        return
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
+    console.print(
+        f"trained {result.model} for {result.global_step} steps ({result.epochs} epochs, "
+        f"{result.steps_per_second:.2f} steps/s this session); best validation loss {best}",
+        highlight=False,
+    )
+    if result.model_file is not None:
+        console.print(f"model: {result.model_file}", highlight=False)
+
+
+def export_command(
+    run: Annotated[Path, typer.Argument(help="A training run folder (neurorack train --out).", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Model file to write. [default: RUN/model.safetensors]", show_default=False),
+    ] = None,
+    anchors: Annotated[int, typer.Option(help="Reference sounds stored as anchors.")] = 8,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Export this checkpoint instead of the best one.", show_default=False),
+    ] = None,
+) -> None:
+    """Export the best checkpoint of RUN as one playable model file, with anchors from its corpus."""
+    from neurorack.training.run import export_run
+
+    path = export_run(run, out, n_anchors=anchors, checkpoint=checkpoint)
+    console.print(f"model: {path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``export`` to ``app``."""
+    app.command("train")(train_command)
+    app.command("export")(export_command)

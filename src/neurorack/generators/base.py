@@ -1,0 +1,78 @@
+"""The generator interface shared by models and baselines (SPEC §7).
+
+Everything that turns descriptor curves into sound — trained models, the
+faithful ``sinc-nsf``, and the baselines (silence, DSP synth, nearest sample) —
+is a :class:`Generator`, so ``eval``, ``bench`` and the engine treat them alike.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig
+from neurorack.errors import NeurorackError
+
+
+class Generator(ABC):
+    """Descriptor curves in, mono audio out.
+
+    Attributes:
+        name: registry name (``"silence"``, ``"dsp"``, ``"nearest"``, model names ...).
+        descriptor_config: analysis parameters the curves were computed with
+            (sample rate, frame and hop length).
+    """
+
+    name: str = "generator"
+
+    def __init__(self, descriptor_config: DescriptorConfig) -> None:
+        self.descriptor_config = descriptor_config
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz."""
+        return self.descriptor_config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        """Output samples per descriptor frame."""
+        return self.descriptor_config.hop_length
+
+    @property
+    def latency(self) -> int:
+        """Algorithmic latency in samples (0 for offline generators)."""
+        return 0
+
+    def generate(self, descriptors: np.ndarray, *, seed: int | None = None) -> np.ndarray:
+        """Render ``descriptors: float[frames, 7]`` to ``float32[frames * hop_length]``.
+
+        Args:
+            descriptors: curves in :data:`neurorack.descriptors.DESCRIPTOR_NAMES` order and units.
+            seed: seed for any randomness (noise sources); ``None`` draws a fresh one.
+
+        Raises:
+            NeurorackError: wrong shape or non-finite values.
+        """
+        curves = check_descriptors(descriptors)
+        audio = self._generate(curves, np.random.default_rng(seed))
+        expected = curves.shape[0] * self.hop_length
+        if audio.shape != (expected,):
+            raise AssertionError(f"{self.name} returned {audio.shape}, expected ({expected},)")
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+    @abstractmethod
+    def _generate(self, descriptors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Render validated ``float32[frames, 7]`` curves to ``float32[frames * hop]``."""
+
+
+def check_descriptors(descriptors: np.ndarray) -> np.ndarray:
+    """Validate descriptor curves: ``float[frames, 7]``, finite, at least one frame."""
+    arr = np.asarray(descriptors, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != N_DESCRIPTORS:
+        raise NeurorackError(f"descriptors must have shape [frames, {N_DESCRIPTORS}], got {list(arr.shape)}")
+    if arr.shape[0] == 0:
+        raise NeurorackError("descriptors have no frames")
+    if not np.isfinite(arr).all():
+        raise NeurorackError("descriptors contain NaN or infinite values")
+    return arr

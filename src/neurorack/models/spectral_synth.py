@@ -1,0 +1,204 @@
+"""Frequency-domain (FFT⁻¹) additive + filtered-noise synthesis with overlap-add.
+
+Sinusoids are written straight into short-time spectra as the main lobe of the
+synthesis window's transform (Rodet & Depalle, "Spectral envelopes and inverse
+FFT synthesis", AES 1992), noise as a filtered complex spectrum, and one
+inverse FFT per synthesis frame renders both. Compared with time-domain
+oscillators (one ``sin`` per partial per sample) the cost no longer grows with
+the number of partials, which is what makes the default generator hundreds of
+times faster than real time on one CPU thread.
+
+Conventions: synthesis frame ``m`` is centred on sample ``m * hop``; the
+window is a periodic Hann of ``n_fft`` samples and ``hop = n_fft / 4``, so
+windows overlap-add to a constant 2. Amplitudes are peak amplitudes of the
+sinusoids (``A cos(...)``), frequencies in Hz.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def hann_lobe_table(n_fft: int, half_width: int, oversample: int) -> np.ndarray:
+    """Complex DTFT ``W(δ) = Σ_n w[n] exp(-2iπ δ n / N)`` of the periodic Hann window.
+
+    Sampled for ``δ`` (in bins) on ``[-half_width - 1, half_width + 1]`` with ``oversample``
+    points per bin. Returns ``complex128[points]``.
+    """
+    n = np.arange(n_fft)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / n_fft)
+    deltas = np.arange(-(half_width + 1) * oversample, (half_width + 1) * oversample + 1) / oversample
+    return (window[None, :] * np.exp(-2j * np.pi * deltas[:, None] * n[None, :] / n_fft)).sum(axis=1)
+
+
+def log_band_matrix(n_bands: int, n_bins: int, sample_rate: int, fmin: float = 40.0) -> np.ndarray:
+    """``float32[n_bands, n_bins]``: linear interpolation from log-spaced band gains to FFT bins."""
+    nyquist = sample_rate / 2
+    centres = np.geomspace(fmin, nyquist, n_bands)
+    freqs = np.linspace(0, nyquist, n_bins)
+    log_f = np.log(np.maximum(freqs, fmin))
+    log_c = np.log(centres)
+    matrix = np.zeros((n_bands, n_bins))
+    for b in range(n_bands):
+        unit = np.zeros(n_bands)
+        unit[b] = 1
+        matrix[b] = np.interp(log_f, log_c, unit)
+    return matrix.astype(np.float32)
+
+
+class SpectralSynth(nn.Module):
+    """Render partials and noise from frame-rate parameters.
+
+    Spectra are carried as real tensors ``[B, M, bins, 2]`` (real, imaginary interleaved), so one
+    ``scatter_add`` writes every partial and ``view_as_complex`` hands them to the inverse FFT
+    without a copy.
+
+    Args:
+        sample_rate: Hz.
+        n_fft: synthesis frame (power of two); ``hop = n_fft // 4``.
+        half_width: main-lobe half width in bins written per partial (3 keeps errors near -45 dB).
+        oversample: lobe table points per bin.
+        n_bands: log-spaced noise bands.
+    """
+
+    lobe: Tensor
+    rows: Tensor
+    bands: Tensor
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 44_100,
+        n_fft: int = 1024,
+        half_width: int = 3,
+        oversample: int = 1024,
+        n_bands: int = 64,
+    ) -> None:
+        super().__init__()
+        if n_fft < 16 or n_fft & (n_fft - 1):
+            raise ValueError(f"n_fft must be a power of two >= 16, got {n_fft}")
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop = n_fft // 4
+        self.half_width = half_width
+        self.oversample = oversample
+        self.n_bins = n_fft // 2 + 1
+        # partials whose lobe can reach bin 0 (f < (half_width + 1) bins), assuming f0 >= 20 Hz
+        self.image_partials = max(1, math.ceil((half_width + 1) * sample_rate / n_fft / 20.0))
+        table = hann_lobe_table(n_fft, half_width, oversample)
+        lobe = np.stack([table.real, table.imag], axis=-1)  # [points, 2]
+        self.register_buffer("lobe", torch.tensor(lobe, dtype=torch.float32), persistent=False)
+        # lobe rows: W(o - frac) for the 2*half_width offsets o, per quantised fractional bin position
+        frac = np.arange(oversample) / oversample
+        offsets = np.arange(-half_width + 1, half_width + 1)
+        centre_idx = np.round((offsets[None, :] - frac[:, None] + half_width + 1) * oversample).astype(int)
+        rows = lobe[centre_idx].reshape(oversample, 2 * half_width * 2)
+        self.register_buffer("rows", torch.tensor(rows, dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "bands", torch.from_numpy(log_band_matrix(n_bands, self.n_bins, sample_rate)), persistent=False
+        )
+
+    @property
+    def max_partial_hz(self) -> float:
+        """Partials above this frequency are muted (their lobe would fold over Nyquist)."""
+        return (self.n_bins - 1 - self.half_width - 1) * self.sample_rate / self.n_fft
+
+    def partial_spectra(self, freqs: Tensor, amps: Tensor, phases: Tensor) -> Tensor:
+        """Short-time spectra of windowed sinusoids ``A cos(ω (n - N/2) + φ)``.
+
+        Args:
+            freqs: ``[B, M, K]`` Hz. amps: ``[B, M, K]`` peak amplitude.
+            phases: ``[B, M, K]`` radians at the frame centre.
+
+        Returns:
+            ``[B, M, n_fft // 2 + 1, 2]`` (real, imaginary).
+        """
+        batch, frames, n_partials = freqs.shape
+        hw = self.half_width
+        keep = (freqs > 0) & (freqs < self.max_partial_hz)
+        amps = torch.where(keep, amps, torch.zeros_like(amps)) * 0.5
+        centre = freqs.clamp(0, self.max_partial_hz) * (self.n_fft / self.sample_rate)  # bins
+        theta = phases - math.pi * centre
+        cr = (amps * torch.cos(theta)).unsqueeze(-1)  # a e^{iθ}, [B, M, K, 1]
+        ci = (amps * torch.sin(theta)).unsqueeze(-1)
+        base = centre.floor()
+        row = ((centre - base) * self.oversample).long().clamp_(max=self.oversample - 1)
+        w = nn.functional.embedding(row, self.rows).view(batch, frames, n_partials, 2 * hw, 2)
+        wr, wi = w[..., 0], w[..., 1]
+        vr = cr * wr - ci * wi  # [B, M, K, 2hw]
+        vi = ci * wr + cr * wi
+        # bins floor(c) - hw + 1 ... floor(c) + hw; partials stay below Nyquist - hw - 1 bins, so only
+        # the low edge can fall outside: bins < 0 belong to the negative-frequency image (added below)
+        bins = base.long().unsqueeze(-1) + torch.arange(-hw + 1, hw + 1, device=freqs.device)
+        inside = bins >= 0
+        vr, vi = vr * inside, vi * inside
+        slot = bins.clamp(min=0) * 2
+        out = freqs.new_zeros(batch, frames, self.n_bins * 2)
+        out.scatter_add_(2, torch.cat([slot, slot + 1], dim=-1).flatten(2), torch.cat([vr, vi], dim=-1).flatten(2))
+        out = out.view(batch, frames, self.n_bins, 2)
+        # negative-frequency image of the lowest partials: bins 0 ... hw get conj-phase * W(j + c)
+        low_k = min(n_partials, self.image_partials)
+        delta = torch.arange(0, hw + 1, device=freqs.device, dtype=centre.dtype) + centre[:, :, :low_k, None]
+        idx = ((delta + (hw + 1)) * self.oversample).round_().long().clamp_(max=self.lobe.shape[0] - 1)
+        lw = nn.functional.embedding(idx, self.lobe) * (delta < hw + 1).unsqueeze(-1)  # [B, M, k, hw+1, 2]
+        lr, li = cr[:, :, :low_k], ci[:, :, :low_k]
+        image_r = (lr * lw[..., 0] + li * lw[..., 1]).sum(2)
+        image_i = (lr * lw[..., 1] - li * lw[..., 0]).sum(2)
+        out[:, :, : hw + 1] += torch.stack([image_r, image_i], dim=-1)
+        return out
+
+    def white_noise_spectra(
+        self, batch: int, frames: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> Tensor:
+        """Spectra of Hann-windowed unit white noise frames: ``float32[B, frames, bins, 2]`` (real, imag)."""
+        noise = torch.randn(batch, frames, self.n_fft, generator=generator, device=device)
+        spec = torch.fft.rfft(noise * torch.hann_window(self.n_fft, periodic=True, device=device), dim=-1)
+        return torch.view_as_real(spec).contiguous()
+
+    def noise_spectra(self, noise: Tensor, band_gains: Tensor) -> Tensor:
+        """Filtered windowed-noise spectra.
+
+        Args:
+            noise: ``[B, M, bins, 2]`` from :meth:`white_noise_spectra`.
+            band_gains: ``[B, M, n_bands]`` linear magnitude per log-spaced band.
+
+        Returns:
+            ``[B, M, bins, 2]``. Filtering after windowing equals windowing after filtering up to the
+            gains' variation over 3 bins (they are smooth).
+        """
+        return noise * (band_gains @ self.bands).unsqueeze(-1)
+
+    def render(self, spectra: Tensor) -> Tensor:
+        """Inverse FFT and overlap-add: ``[B, M, bins, 2]`` -> audio ``[B, (M + 3) * hop]``.
+
+        Frame ``m`` is centred on output sample ``m * hop + n_fft / 2``.
+        """
+        frames = torch.fft.irfft(torch.view_as_complex(spectra.contiguous()), n=self.n_fft, dim=-1)
+        batch, count, _ = frames.shape
+        chunks = frames.reshape(batch, count, 4, self.hop)
+        # chunk j of the output = sum over r of chunk r of frame j - r
+        out = nn.functional.pad(chunks[:, :, 0], (0, 0, 0, 3))
+        for r in range(1, 4):
+            out = out + nn.functional.pad(chunks[:, :, r], (0, 0, r, 3 - r))
+        return out.reshape(batch, (count + 3) * self.hop) * 0.5  # periodic Hann at hop N/4 sums to 2
+
+    def forward(self, freqs: Tensor, amps: Tensor, phases: Tensor, band_gains: Tensor, noise: Tensor) -> Tensor:
+        """Partials ``[B, M, K]`` + noise bands ``[B, M, n_bands]`` -> audio ``[B, (M + 3) * hop]``.
+
+        ``noise``: ``[B, M, bins, 2]`` windowed white-noise spectra (:meth:`white_noise_spectra`).
+        """
+        return self.render(self.partial_spectra(freqs, amps, phases) + self.noise_spectra(noise, band_gains))
+
+
+def accumulate_phase(freqs: Tensor, hop: int, sample_rate: int, initial: Tensor | None = None) -> Tensor:
+    """Phase at each frame centre for frequencies ``[B, M, K]`` Hz held over ``hop`` samples (trapezoid rule)."""
+    f64 = freqs.detach().to(torch.float64)
+    step = torch.remainder(math.pi * hop / sample_rate * (f64[:, 1:] + f64[:, :-1]), 2 * math.pi)
+    phase = torch.cat([torch.zeros_like(f64[:, :1]), step.cumsum(1)], dim=1)
+    if initial is not None:
+        phase = phase + initial.to(torch.float64)
+    return torch.remainder(phase, 2 * math.pi).to(freqs.dtype)

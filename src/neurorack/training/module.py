@@ -1,0 +1,240 @@
+"""The LightningModule that trains any registered :class:`~neurorack.models.base.ImpactModel`.
+
+Per training batch ``{"descriptors" [B, F, 7], "audio" [B, F*hop], "mask" [B, F]}``:
+
+* the first ``B - n`` items are reconstructed: multi-scale spectral loss against the real audio plus
+  ``descriptor_weight`` × descriptor loss against their own curves;
+* the last ``n = round(augment_fraction · B)`` items get edited curves (:func:`~.losses.edit_curves`)
+  and only ``control_weight`` × descriptor loss against the edited curves (there is no target audio).
+
+Validation is deterministic (crops from each sound's start, fixed noise) and logs the loss terms,
+the SPEC §6 MR-STFT distance (``val/mrstft``), a brightness-control slope (``val/control_centroid``:
+d log measured centroid / d log requested centroid for ×2, ideal 1) and, every ``example_every``
+epochs, audio examples and spectrogram images to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import auraloss
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+
+from neurorack.descriptors import DESCRIPTOR_NAMES
+from neurorack.errors import ModelFileError
+from neurorack.models.base import ImpactModel
+from neurorack.models.registry import build_model
+from neurorack.training.losses import (
+    DEFAULT_FFT_SIZES,
+    DescriptorLoss,
+    MultiScaleSpectralLoss,
+    clamp_curves,
+    edit_curves,
+)
+
+CENTROID = DESCRIPTOR_NAMES.index("centroid")
+#: Seed of the validation noise (plus the batch index).
+VALIDATION_SEED = 1234
+
+
+class ImpactTrainingModule(L.LightningModule):
+    """Trains ``build_model(model_name, **model_config)`` (see the module docstring for the losses).
+
+    Args:
+        model_name: a registered model (:func:`neurorack.models.model_names`).
+        model_config: its keyword arguments (JSON-able), including sample_rate / hop_length / frame_length.
+        lr: Adam learning rate.
+        lr_factor, lr_patience: ReduceLROnPlateau on ``val/loss`` (factor, patience in epochs).
+        descriptor_weight: weight of the descriptor loss on reconstructed items.
+        control_weight: weight of the descriptor loss on items with edited curves.
+        augment_fraction: fraction of each batch given edited curves (0 disables).
+        fft_sizes: FFT sizes of the spectral loss.
+        example_every: log audio examples and spectrograms every this many epochs (0: never).
+        n_examples: examples per logging.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        model_config: dict[str, Any],
+        *,
+        lr: float = 1e-3,
+        lr_factor: float = 0.5,
+        lr_patience: int = 20,
+        descriptor_weight: float = 1.0,
+        control_weight: float = 1.0,
+        augment_fraction: float = 0.25,
+        fft_sizes: tuple[int, ...] = DEFAULT_FFT_SIZES,
+        example_every: int = 5,
+        n_examples: int = 2,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model: ImpactModel = build_model(model_name, **model_config)
+        self.spectral = MultiScaleSpectralLoss(fft_sizes)
+        self.descriptor_loss = DescriptorLoss(self.model.descriptor_config)
+        self.metric = auraloss.freq.MultiResolutionSTFTLoss()  # SPEC §6 distance, auraloss defaults
+        self.lr = lr
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self.descriptor_weight = descriptor_weight
+        self.control_weight = control_weight
+        self.augment_fraction = augment_fraction
+        self.example_every = example_every
+        self.n_examples = n_examples
+        #: set before resuming to replace the learning rate restored from the checkpoint
+        self.lr_override: float | None = None
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def set_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Store the descriptor normalisation statistics (``[7]`` each) in the wrapped model."""
+        self.model.set_statistics(mean, std)
+
+    def forward(self, descriptors: Tensor, noise: Tensor | None = None) -> Tensor:
+        """``descriptors [B, F, 7]`` (physical units) -> audio ``[B, F * hop]``."""
+        return self.model(descriptors, noise)
+
+    def _log_terms(self, prefix: str, terms: dict[str, Tensor], batch_size: int, **kwargs: Any) -> None:
+        for name, value in terms.items():
+            self.log(f"{prefix}/{name}", value.detach(), batch_size=batch_size, **kwargs)
+
+    def _reconstruction(self, audio: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Loss terms of reconstructed items (``audio``: generated ``[R, T]``, batch rows ``[:R]``)."""
+        r = audio.shape[0]
+        spec = self.spectral(audio, batch["audio"][:r])
+        desc = self.descriptor_loss(audio, batch["descriptors"][:r], batch["mask"][:r])
+        terms = {"spectral": spec["total"], "sc": spec["sc"], "log_mag": spec["log_mag"]}
+        terms.update({f"desc_{k}": v for k, v in desc.items() if k != "total"})
+        terms["descriptor"] = desc["total"]
+        terms["loss"] = spec["total"] + self.descriptor_weight * desc["total"]
+        return terms
+
+    # -- training ----------------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        descriptors = batch["descriptors"]
+        b = descriptors.shape[0]
+        n_aug = min(b - 1, round(b * self.augment_fraction)) if self.augment_fraction > 0 else 0
+        r = b - n_aug
+        inputs = descriptors
+        if n_aug > 0:
+            edited, _ = edit_curves(descriptors[r:])
+            inputs = torch.cat([descriptors[:r], clamp_curves(edited, self.model.sample_rate)])
+        audio = self.model(inputs)
+        terms = self._reconstruction(audio[:r], batch)
+        total = terms["loss"]
+        if n_aug > 0:
+            control = self.descriptor_loss(audio[r:], inputs[r:], batch["mask"][r:])
+            terms["control"] = control["total"]
+            total = total + self.control_weight * control["total"]
+        terms["total"] = total
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"training loss is not finite at step {self.global_step}: {float(total)}")
+        self._log_terms("train", {k: v for k, v in terms.items() if k != "total"}, b, on_step=True, on_epoch=True)
+        self.log("train/total", total.detach(), batch_size=b, prog_bar=True, on_step=True, on_epoch=True)
+        return total
+
+    # -- validation --------------------------------------------------------------------------------------------
+    def _noise(self, batch: int, frames: int, seed: int) -> Tensor:
+        device = self.model.desc_mean.device
+        if device.type == "cpu":
+            return self.model.make_noise(batch, frames, torch.Generator().manual_seed(seed))
+        return self.model.make_noise(batch, frames)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        descriptors, target = batch["descriptors"], batch["audio"]
+        b, frames = descriptors.shape[:2]
+        noise = self._noise(b, frames, VALIDATION_SEED + batch_idx)
+        audio = self.model(descriptors, noise)
+        terms = self._reconstruction(audio, batch)
+        terms["mrstft"] = self.metric(audio.unsqueeze(1), target.unsqueeze(1))
+        self._log_terms("val", terms, b, on_epoch=True, sync_dist=True)
+        self.log("val_loss", terms["loss"], batch_size=b, on_epoch=True, sync_dist=True, prog_bar=True)
+        if batch_idx == 0:
+            slope = self._centroid_slope(descriptors, batch["mask"], noise, audio)
+            self.log("val/control_centroid", slope, batch_size=b, on_epoch=True, sync_dist=True)
+            if self._should_log_examples():
+                self._log_examples(descriptors, target, audio)
+
+    def _centroid_slope(self, descriptors: Tensor, mask: Tensor, noise: Tensor, base: Tensor) -> Tensor:
+        """Mean over active frames of ``log(c(×2) / c(×1)) / log 2`` of the generated centroid (ideal 1)."""
+        scaled = descriptors.clone()
+        scaled[..., CENTROID] = scaled[..., CENTROID] * 2.0
+        louder = self.model(clamp_curves(scaled, self.model.sample_rate), noise)
+        frames = descriptors.shape[1]
+        c1 = self.descriptor_loss.curves(base)["centroid"][:, :frames]
+        c2 = self.descriptor_loss.curves(louder)["centroid"][:, :frames]
+        keep = self.descriptor_loss.active(descriptors, mask)
+        ratio = torch.log((c2 + 1.0) / (c1 + 1.0)) / math.log(2.0)
+        if not keep.any():
+            return ratio.new_zeros(())
+        return ratio[keep].mean()
+
+    def _should_log_examples(self) -> bool:
+        if self.example_every <= 0 or self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return False
+        return self.current_epoch % self.example_every == 0 and isinstance(self.logger, TensorBoardLogger)
+
+    def _log_examples(self, descriptors: Tensor, target: Tensor, audio: Tensor) -> None:
+        import matplotlib.pyplot as plt
+
+        from neurorack.plots import spectrogram_axes
+
+        assert isinstance(self.logger, TensorBoardLogger)
+        writer = self.logger.experiment
+        sr = self.model.sample_rate
+        step = self.global_step
+        for i in range(min(self.n_examples, audio.shape[0])):
+            gen = audio[i].detach().float().cpu().clamp(-1, 1)
+            ref = target[i].detach().float().cpu()
+            writer.add_audio(f"examples/{i}/generated", gen.unsqueeze(0), step, sample_rate=sr)
+            writer.add_audio(f"examples/{i}/target", ref.unsqueeze(0), step, sample_rate=sr)
+            fig, axes = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+            spectrogram_axes(axes[0], ref.numpy().astype(np.float64), sr, "target")
+            spectrogram_axes(axes[1], gen.numpy().astype(np.float64), sr, f"generated (step {step})")
+            fig.tight_layout()
+            writer.add_figure(f"examples/{i}/spectrogram", fig, step, close=True)
+
+    # -- optimisation ------------------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        if self.lr_override is not None:
+            for optimizer in self.trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr_override
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.lr_factor, patience=self.lr_patience
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch", "frequency": 1},
+        }
+
+
+def load_checkpoint(path: str | Any, map_location: str = "cpu") -> tuple[ImpactModel, dict[str, Any]]:
+    """The trained model of a training checkpoint (eval mode) and the checkpoint's hyper-parameters.
+
+    Loads with ``torch.load(weights_only=True)``: no code from the file is run.
+
+    Raises:
+        ModelFileError: unreadable checkpoint or not one of :class:`ImpactTrainingModule`.
+    """
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types here
+        raise ModelFileError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hparams, dict) or "model_name" not in hparams or "state_dict" not in ckpt:
+        raise ModelFileError(f"{path}: not a neurorack training checkpoint")
+    model = build_model(hparams["model_name"], **dict(hparams["model_config"]))
+    prefix = "model."
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    model.load_state_dict(state)
+    model.eval()
+    return model, dict(hparams)

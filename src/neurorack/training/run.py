@@ -1,0 +1,643 @@
+"""A training run: from a corpus (or a plain folder of samples) to checkpoints, logs and a model file.
+
+Layout of a run folder ``RUN``::
+
+    run.json                  what was trained on what, with which settings (JSON, rewritten per session)
+    corpus/                   the corpus built from a sample folder (only when trained from one)
+    checkpoints/last.ckpt     the latest state (every ``checkpoint_every`` steps and at the end): resume point
+    checkpoints/best-*.ckpt   the state with the lowest validation loss
+    logs/                     TensorBoard: loss terms, learning rate, audio examples, spectrograms
+    model.safetensors         the exported, playable model (:mod:`neurorack.model_file`)
+
+Budgets (``minutes``, ``max_steps``, ``max_epochs``) are totals over the whole run, resumes
+included (Lightning's semantics): to train longer, resume with a larger budget.
+
+Multi-device training (``devices * nodes > 1``) uses DDP; Lightning starts the other processes by
+re-running the command line, so call it from a script or the ``neurorack`` command, not from an
+interactive session or a test runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch.utils.data import DataLoader
+
+from neurorack.corpus import Corpus, build_corpus
+from neurorack.corpus.manifest import CORPUS_JSON, write_json_atomic
+from neurorack.errors import NeurorackError
+from neurorack.models.registry import TINY_CONFIGS, model_names
+from neurorack.training.data import SegmentDataset, descriptor_statistics
+from neurorack.training.module import ImpactTrainingModule, load_checkpoint
+
+RUN_JSON = "run.json"
+RUN_FORMAT = "neurorack-run"
+RUN_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+BEST_PREFIX = "best"
+LOG_DIR = "logs"
+CORPUS_DIR = "corpus"
+MODEL_FILE = "model.safetensors"
+DEFAULT_MODEL = "ddsp-impact"
+#: Training time when no budget is given, minutes.
+DEFAULT_MINUTES = 30.0
+#: Adam learning rate per model (the paper's 1e-4 for the faithful model; the DDSP model trains well faster).
+DEFAULT_LR: dict[str, float] = {"sinc-nsf": 1e-4}
+FALLBACK_LR = 1e-3
+#: Anchors stored in an exported model.
+DEFAULT_ANCHORS = 8
+
+Log = Callable[[str], None]
+
+
+def default_lr(model: str) -> float:
+    """Default Adam learning rate of a registered model."""
+    return DEFAULT_LR.get(model, FALLBACK_LR)
+
+
+@dataclass
+class TrainResult:
+    """What a call to :func:`train` did.
+
+    Attributes:
+        run: the run folder.
+        corpus: the corpus trained on.
+        model: registered model name.
+        global_step: optimiser steps done in total (resumes included).
+        epochs: epochs started in total.
+        seconds: wall time of this session's fit, s.
+        steps_per_second: optimiser steps of this session per second of fit wall time.
+        best_checkpoint, last_checkpoint: checkpoint files (``None`` when absent).
+        best_val_loss: lowest validation loss seen (``None`` before any validation).
+        metrics: last logged values (train and validation terms, learning rate), floats.
+        model_file: the exported model, ``None`` when not exported.
+        resumed: this session continued an earlier one.
+        primary: this process is the one that writes files (``False`` in extra DDP processes).
+    """
+
+    run: Path
+    corpus: Path
+    model: str
+    global_step: int
+    epochs: int
+    seconds: float
+    steps_per_second: float
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    best_val_loss: float | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    model_file: Path | None = None
+    resumed: bool = False
+    primary: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def _is_launched_child() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (they re-run the command line)."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
+
+
+def read_run_json(run: Path) -> dict[str, Any]:
+    """The ``run.json`` of a run folder.
+
+    Raises:
+        NeurorackError: missing or unreadable.
+    """
+    path = run / RUN_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NeurorackError(f"{run}: not a training run (no {RUN_JSON})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NeurorackError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+        raise NeurorackError(f"{path}: not a neurorack run file")
+    return data
+
+
+def resolve_model_config(model: str, model_config: dict[str, Any] | str | None) -> dict[str, Any]:
+    """Keyword arguments of a model: a dict, a JSON object string, ``"tiny"`` (the test configuration) or None.
+
+    The analysis settings (``sample_rate``, ``hop_length``, ``frame_length``) are left out: they come
+    from the corpus.
+
+    Raises:
+        NeurorackError: unknown model, or a config that is not a JSON object.
+    """
+    names = model_names()
+    if model not in names:
+        raise NeurorackError(f"unknown model {model!r}; known: {', '.join(names)}")
+    if model_config is None:
+        config: dict[str, Any] = {}
+    elif isinstance(model_config, dict):
+        config = dict(model_config)
+    elif model_config.strip() == "tiny":
+        config = dict(TINY_CONFIGS[model])
+    else:
+        try:
+            parsed = json.loads(model_config)
+        except json.JSONDecodeError as exc:
+            raise NeurorackError(f"--model-config must be 'tiny' or a JSON object: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise NeurorackError("--model-config must be 'tiny' or a JSON object")
+        config = parsed
+    for key in ("sample_rate", "hop_length", "frame_length"):
+        config.pop(key, None)
+    return config
+
+
+def open_source(source: Path, run: Path, *, progress: bool, jobs: int | None, log: Log) -> Corpus:
+    """The corpus to train on: ``source`` itself when it is a corpus, else one built from it into ``run/corpus``.
+
+    Raises:
+        NeurorackError: ``source`` is missing, or neither a corpus nor a folder of audio.
+    """
+    if not source.exists():
+        raise NeurorackError(f"{source}: no such corpus or sample folder")
+    if (source / CORPUS_JSON).is_file():
+        return Corpus.open(source)
+    if not source.is_dir():
+        raise NeurorackError(f"{source}: not a folder (give a corpus or a folder of audio samples)")
+    target = run / CORPUS_DIR
+    if _is_launched_child():
+        return Corpus.open(target)
+    log(f"building a corpus from {source} into {target}")
+    report = build_corpus([source], target, jobs=jobs, progress=progress)
+    if report.sounds == 0:
+        raise NeurorackError(f"{source}: no usable audio found ({len(report.skipped)} files skipped)")
+    log(f"corpus: {report.sounds} sounds ({', '.join(f'{k} {v}' for k, v in report.splits.items())})")
+    return Corpus.open(target)
+
+
+def _threads_for(accelerator: str, devices: int) -> int | None:
+    """Torch CPU threads per process when training on the CPU (all cores shared by local processes)."""
+    if accelerator not in ("auto", "cpu") or (accelerator == "auto" and torch.cuda.is_available()):
+        return None
+    return max(1, (os.cpu_count() or 1) // max(1, devices))
+
+
+def _datasets(corpus: Corpus, frames: int, seed: int, max_sounds: int | None, log: Log) -> tuple[SegmentDataset, ...]:
+    train_set = SegmentDataset(corpus, "train", frames, seed=seed, max_sounds=max_sounds)
+    if corpus.sounds("validation"):
+        val_set = SegmentDataset(corpus, "validation", frames, random_crops=False, max_sounds=max_sounds)
+    else:  # tiny folders: the hash split may leave validation empty
+        log("the corpus has no validation sound: validating on the training sounds")
+        val_set = SegmentDataset(corpus, "train", frames, random_crops=False, max_sounds=max_sounds)
+    return train_set, val_set
+
+
+class _AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed: a kill never leaves a truncated ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, target)
+
+
+def check_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a training checkpoint safely (``weights_only``) to check it before resuming.
+
+    Raises:
+        NeurorackError: unreadable or not a checkpoint of a training run.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise NeurorackError(
+            f"{path}: cannot read the checkpoint ({type(exc).__name__}); resume from another one by copying "
+            f"a best-*.ckpt over it, or start a new run"
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
+        raise NeurorackError(f"{path}: not a training checkpoint")
+    return ckpt
+
+
+class _LastCheckpoint(ModelCheckpoint):
+    """The periodic resume checkpoint, under a state key that does not depend on its period."""
+
+    @property
+    def state_key(self) -> str:
+        return "neurorack-last-checkpoint"
+
+
+class _Summary(Callback):
+    """One line per validation on stderr: epoch, step, losses, learning rate, speed, time."""
+
+    def __init__(self, log: Log) -> None:
+        self.emit = log
+        self.start = time.monotonic()
+        self.start_step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.monotonic()
+        self.start_step = trainer.global_step
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        elapsed = time.monotonic() - self.start
+        rate = (trainer.global_step - self.start_step) / max(elapsed, 1e-9)
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        parts = [f"epoch {trainer.current_epoch}", f"step {trainer.global_step}"]
+        for key, label in (
+            ("train/total_epoch", "train"),
+            ("val/loss", "val"),
+            ("val/mrstft", "mrstft"),
+            ("val/control_centroid", "ctrl"),
+        ):
+            if key in m:
+                parts.append(f"{label} {m[key]:.4f}")
+        parts += [f"lr {lr:.2e}", f"{rate:.2f} steps/s", f"{elapsed / 60:.1f} min"]
+        self.emit("  ".join(parts))
+
+
+def _final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in trainer.callback_metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            out[key] = float(value)
+    return out
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # a budget that ends mid-epoch stops before that epoch's validation: nothing to monitor then
+    warnings.filterwarnings("ignore", message=".*could not find the monitored key in the returned metrics.*")
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
+    warnings.filterwarnings("ignore", message=".*`isinstance.treespec, LeafSpec.` is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*is an invalid version and will not be supported.*")
+
+
+# -- training --------------------------------------------------------------------------------------------------
+def train(
+    source: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str],
+    model: str | None = None,
+    model_config: dict[str, Any] | str | None = None,
+    minutes: float | None = None,
+    max_steps: int | None = None,
+    max_epochs: int | None = None,
+    resume: bool = False,
+    lr: float | None = None,
+    lr_factor: float = 0.5,
+    lr_patience: int = 20,
+    batch_size: int = 8,
+    frames: int = 64,
+    descriptor_weight: float = 1.0,
+    control_weight: float = 1.0,
+    augment_fraction: float = 0.25,
+    devices: int = 1,
+    nodes: int = 1,
+    accelerator: str = "auto",
+    seed: int = 0,
+    num_workers: int = 0,
+    checkpoint_every: int = 50,
+    example_every: int = 5,
+    val_every: int | None = None,
+    max_sounds: int | None = None,
+    export: bool = True,
+    n_anchors: int = DEFAULT_ANCHORS,
+    progress: bool = True,
+    jobs: int | None = None,
+    log: Log | None = None,
+) -> TrainResult:
+    """Train an impact model on a corpus or a folder of samples; checkpoint, log and export it.
+
+    Args:
+        source: a corpus folder, or a folder of audio samples (a corpus is then built in ``out/corpus``).
+        out: the run folder (see the module docstring for its layout).
+        model: registered model name (default ``ddsp-impact``; on resume, taken from the run).
+        model_config: model keyword arguments: dict, JSON object string, or ``"tiny"``.
+        minutes: total training time budget (default 30 minutes when no budget is given).
+        max_steps, max_epochs: total optimiser-step / epoch budgets.
+        resume: continue from ``out/checkpoints/last.ckpt``.
+        lr: Adam learning rate (default per model: 1e-4 for ``sinc-nsf`` as in the paper, else 1e-3); on
+            resume, the current (possibly halved) rate of the run unless given.
+        lr_factor, lr_patience: ReduceLROnPlateau on the validation loss (factor, patience in epochs).
+        batch_size: crops per batch (per device).
+        frames: crop length in descriptor frames (64 frames of 512 samples = 0.74 s at 44.1 kHz).
+        descriptor_weight, control_weight, augment_fraction: see :class:`ImpactTrainingModule`.
+        devices, nodes, accelerator: Lightning device settings; DDP when ``devices * nodes > 1``.
+        seed: global seed.
+        num_workers: data-loader worker processes (the data are in memory; 0 is right on small CPUs).
+        checkpoint_every: write ``last.ckpt`` every this many optimiser steps.
+        example_every: TensorBoard audio examples every this many epochs.
+        val_every: validate every this many optimiser steps (default: once per epoch); the learning-rate
+            schedule still counts epochs.
+        max_sounds: use only this many sounds per split (quick experiments).
+        export: write ``out/model.safetensors`` from the best checkpoint at the end.
+        n_anchors: anchors stored in the exported model.
+        progress: rich progress bar (with ETA).
+        jobs: worker processes for building a corpus from a sample folder.
+        log: where one-line messages go (default: nowhere).
+
+    Returns:
+        a :class:`TrainResult` (in every process; only the first writes files).
+
+    Raises:
+        NeurorackError: missing source, unknown model, a run with checkpoints without ``resume``,
+            ``resume`` without a checkpoint, or a model that does not match the run.
+    """
+    _quiet_lightning()
+    run = Path(out)
+    child = _is_launched_child()
+    say: Log = log if log is not None and not child else (lambda _msg: None)
+    ckpt_dir = run / CHECKPOINT_DIR
+    last = ckpt_dir / LAST_CHECKPOINT
+    previous: dict[str, Any] | None = None
+    if resume:
+        if not last.is_file():
+            raise NeurorackError(f"{run}: nothing to resume ({last} does not exist); start without --resume")
+        previous = read_run_json(run)
+        check_checkpoint(last)
+        if model is not None and model != previous["model"]:
+            raise NeurorackError(
+                f"{run} trains {previous['model']!r}, not {model!r}; drop --model or choose another --out"
+            )
+        model = str(previous["model"])
+        config = dict(previous["model_config"])
+    else:
+        if not child and ckpt_dir.is_dir() and any(ckpt_dir.glob("*.ckpt")):
+            raise NeurorackError(
+                f"{run} already holds a training run; pass --resume to continue it or choose another --out"
+            )
+        model = model or DEFAULT_MODEL
+        config = resolve_model_config(model, model_config)
+    for name, value in (("batch_size", batch_size), ("frames", frames), ("devices", devices), ("nodes", nodes)):
+        if value < 1:
+            raise NeurorackError(f"{name} must be >= 1, got {value}")
+    if minutes is not None and minutes <= 0:
+        raise NeurorackError(f"--minutes must be positive, got {minutes}")
+    corpus = open_source(Path(source), run, progress=progress and not child, jobs=jobs, log=say)
+    cfg = corpus.config
+    config.update(sample_rate=cfg.sample_rate, hop_length=cfg.hop_length, frame_length=cfg.frame_length)
+    if previous is not None and previous["model_config"] != config:
+        raise NeurorackError(f"{run} was trained with other analysis settings than the corpus {corpus.path} has")
+    learning_rate = lr if lr is not None else (float(previous["lr"]) if previous else default_lr(model))
+    if minutes is None and max_steps is None and max_epochs is None:
+        minutes = float(previous["minutes"]) if previous and previous.get("minutes") else DEFAULT_MINUTES
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    threads = _threads_for(accelerator, devices)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        module = ImpactTrainingModule(
+            model,
+            config,
+            lr=learning_rate,
+            lr_factor=lr_factor,
+            lr_patience=lr_patience,
+            descriptor_weight=descriptor_weight,
+            control_weight=control_weight,
+            augment_fraction=augment_fraction,
+            example_every=example_every,
+        )
+    except (TypeError, ValueError) as exc:
+        raise NeurorackError(f"cannot build {model!r} with {config}: {exc}") from None
+    if not resume:
+        mean, std = descriptor_statistics(corpus, max_sounds=max_sounds)
+        module.set_statistics(mean, std)
+    elif lr is not None:
+        module.lr_override = lr  # the checkpoint's optimiser state would restore the old one
+    train_set, val_set = _datasets(corpus, frames, seed, max_sounds, say)
+    params = sum(p.numel() for p in module.model.parameters())
+    say(
+        f"{model}: {params / 1e6:.3f} M parameters; {len(train_set)} training / {len(val_set)} validation sounds; "
+        f"lr {learning_rate:g}, batch {batch_size} x {frames} frames"
+    )
+
+    if not child:
+        run.mkdir(parents=True, exist_ok=True)
+        sessions = list(previous.get("sessions", [])) if previous else []
+        sessions.append(
+            {
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                "resume": resume,
+                "minutes": minutes,
+                "max_steps": max_steps,
+                "max_epochs": max_epochs,
+                "devices": devices,
+                "nodes": nodes,
+            }
+        )
+        write_json_atomic(
+            run / RUN_JSON,
+            {
+                "format": RUN_FORMAT,
+                "version": RUN_VERSION,
+                "model": model,
+                "model_config": config,
+                "corpus": str(corpus.path.resolve()),
+                "source": str(Path(source).resolve()),
+                "lr": learning_rate,
+                "lr_factor": lr_factor,
+                "lr_patience": lr_patience,
+                "batch_size": batch_size,
+                "frames": frames,
+                "descriptor_weight": descriptor_weight,
+                "control_weight": control_weight,
+                "augment_fraction": augment_fraction,
+                "seed": seed,
+                "minutes": minutes,
+                "max_steps": max_steps,
+                "max_epochs": max_epochs,
+                "sessions": sessions,
+            },
+        )
+
+    loader_args: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers}
+    if num_workers > 0:
+        loader_args["persistent_workers"] = True
+    train_loader = DataLoader(train_set, shuffle=True, drop_last=len(train_set) >= 2 * batch_size, **loader_args)
+    val_loader = DataLoader(val_set, shuffle=False, **loader_args)
+
+    best_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename=BEST_PREFIX + "-{epoch:04d}-{step:07d}",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    last_cb = _LastCheckpoint(
+        dirpath=ckpt_dir,
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=max(1, checkpoint_every),
+        save_on_exception=True,
+    )
+    summary = _Summary(say)
+    callbacks: list[Callback] = [best_cb, last_cb, LearningRateMonitor(logging_interval="epoch"), summary]
+    if progress:
+        callbacks.append(RichProgressBar())
+    world = devices * nodes
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=nodes,
+        strategy="ddp" if world > 1 else "auto",
+        max_time=timedelta(minutes=minutes) if minutes is not None else None,
+        max_steps=max_steps if max_steps is not None else -1,
+        max_epochs=max_epochs if max_epochs is not None else -1,
+        logger=TensorBoardLogger(save_dir=str(run), name=LOG_DIR, version="", default_hp_metric=False),
+        callbacks=callbacks,
+        plugins=[_AtomicCheckpointIO()],
+        default_root_dir=str(run),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(10, len(train_loader))),
+        val_check_interval=min(val_every, len(train_loader)) if val_every else None,
+    )
+    started = time.monotonic()
+    if resume:
+        say(f"resuming from {last}")
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+    seconds = time.monotonic() - started
+    if last_cb._last_global_step_saved != trainer.global_step:
+        # the final state, whatever stopped the run (time budget, epochs) between two periodic saves
+        trainer.save_checkpoint(last, weights_only=False)
+    steps = trainer.global_step - summary.start_step
+    best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else None
+    best_score = float(best_cb.best_model_score) if best_cb.best_model_score is not None else None
+    result = TrainResult(
+        run=run,
+        corpus=corpus.path,
+        model=model,
+        global_step=trainer.global_step,
+        epochs=trainer.current_epoch,
+        seconds=seconds,
+        steps_per_second=steps / seconds if seconds > 0 else math.nan,
+        best_checkpoint=best_path if best_path and best_path.is_file() else None,
+        last_checkpoint=last if last.is_file() else None,
+        best_val_loss=best_score,
+        metrics=_final_metrics(trainer),
+        resumed=resume,
+        primary=trainer.is_global_zero and not child,
+    )
+    if result.primary:
+        data = read_run_json(run)
+        data["last_step"] = trainer.global_step
+        data["best_checkpoint"] = str(result.best_checkpoint) if result.best_checkpoint else None
+        data["best_val_loss"] = best_score
+        write_json_atomic(run / RUN_JSON, data)
+        if export:
+            result.model_file = export_run(run, run / MODEL_FILE, n_anchors=n_anchors)
+            say(f"exported {result.model_file}")
+    return result
+
+
+# -- export ----------------------------------------------------------------------------------------------------
+def best_checkpoint(run: Path) -> Path:
+    """The checkpoint of a run with the lowest validation loss (``last.ckpt`` when none was validated).
+
+    Raises:
+        NeurorackError: the run has no checkpoint.
+    """
+    ckpt_dir = run / CHECKPOINT_DIR
+    best = sorted(ckpt_dir.glob(f"{BEST_PREFIX}-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if best:
+        return best[-1]
+    last = ckpt_dir / LAST_CHECKPOINT
+    if last.is_file():
+        return last
+    raise NeurorackError(f"{run}: no checkpoint to export (train first: neurorack train ... --out {run})")
+
+
+def _anchor_name(sound: Any, taken: set[str]) -> str:
+    stem = Path(sound.source).stem.strip() or sound.hash[:8]
+    name = f"{sound.label}/{stem}" if sound.label else stem
+    name = "".join(ch if ord(ch) >= 32 else "_" for ch in name).strip() or sound.hash[:8]
+    if name in taken:
+        name = f"{name}#{sound.hash[:8]}"
+    taken.add(name)
+    return name
+
+
+def export_run(
+    run: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    n_anchors: int = DEFAULT_ANCHORS,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Export the best checkpoint of ``run`` as a playable model file, with anchors from the corpus train split.
+
+    Args:
+        run: a run folder.
+        out: the model file (default ``run/model.safetensors``).
+        n_anchors: reference sounds stored as anchors (:func:`neurorack.anchors.select_anchors`).
+        checkpoint: a specific checkpoint instead of the best one.
+
+    Returns:
+        the path written.
+
+    Raises:
+        NeurorackError: not a run, no checkpoint, unreadable corpus.
+    """
+    from neurorack.anchors import select_anchors
+    from neurorack.model_file import export_model
+
+    run_path = Path(run)
+    meta = read_run_json(run_path)
+    ckpt = Path(checkpoint) if checkpoint is not None else best_checkpoint(run_path)
+    model, hparams = load_checkpoint(ckpt)
+    corpus = Corpus.open(meta["corpus"])
+    sounds = corpus.sounds("train") or corpus.sounds()
+    taken: set[str] = set()
+    named = [(_anchor_name(s, taken), s) for s in sounds]
+    names, curves = select_anchors([(n, s.descriptors()) for n, s in named], n_anchors)
+    by_name = {n: s for n, s in named}
+    info = {
+        n: {"label": by_name[n].label, "source": Path(by_name[n].source).name, "hash": by_name[n].hash} for n in names
+    }
+    ckpt_meta = torch.load(ckpt, map_location="cpu", weights_only=True)
+    training = {
+        "corpus": corpus.path.name,
+        "sounds": {split: len(corpus.sounds(split)) for split in ("train", "validation", "test")},
+        "checkpoint": ckpt.name,
+        "global_step": int(ckpt_meta.get("global_step", 0)),
+        "epoch": int(ckpt_meta.get("epoch", 0)),
+        "lr": float(hparams.get("lr", 0.0)),
+        "batch_size": meta.get("batch_size"),
+        "frames": meta.get("frames"),
+        "best_val_loss": meta.get("best_val_loss"),
+    }
+    target = Path(out) if out is not None else run_path / MODEL_FILE
+    return export_model(
+        model,
+        target,
+        anchors=dict(zip(names, curves, strict=True)),
+        anchor_info=info,
+        training=training,
+        descriptor_config=corpus.config,
+    )

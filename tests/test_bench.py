@@ -1,0 +1,127 @@
+"""``neurorack bench`` and :mod:`neurorack.bench`: structure and JSON contract (speed itself is never asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from neurorack.bench import SCHEMA, BenchRow, default_generators, render_table, run_bench
+from neurorack.cli import main
+from neurorack.corpus import build_corpus
+from neurorack.descriptors import DescriptorConfig
+from neurorack.errors import NeurorackError
+from neurorack.generators.base import Generator
+from neurorack.generators.silence import Silence
+
+ROW_KEYS = {
+    "name",
+    "kind",
+    "sample_rate",
+    "audio_seconds",
+    "median_seconds",
+    "realtime_factor",
+    "ratio",
+    "peak_traced_mib",
+    "note",
+}
+MACHINE_KEYS = {"cpu", "logical_cpus", "torch_threads_default", "platform", "python", "torch", "numpy", "neurorack"}
+
+
+class Hum(Generator):
+    """A stand-in for a trained model: a 100 Hz sine at the requested rms."""
+
+    name = "hum"
+
+    def _generate(self, descriptors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = descriptors.shape[0] * self.hop_length
+        t = np.arange(n) / self.sample_rate
+        level = np.repeat(descriptors[:, 0], self.hop_length) * np.sqrt(2)
+        return (level * np.sin(2 * np.pi * 100 * t)).astype(np.float32)
+
+
+def test_bench_json_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--json", "--seconds", "0.5", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)  # nothing but JSON on stdout
+    assert set(doc) == {"schema", "settings", "machine", "rows"}
+    assert doc["schema"] == SCHEMA
+    assert doc["settings"] == {"seconds": 0.5, "repeats": 2, "threads": 1, "reference": "dsp"}
+    assert set(doc["machine"]) == MACHINE_KEYS
+    assert [r["name"] for r in doc["rows"]] == ["describe", "silence", "dsp"]
+    assert [r["kind"] for r in doc["rows"]] == ["descriptors", "baseline", "baseline"]
+    for row in doc["rows"]:
+        assert set(row) == ROW_KEYS
+        assert row["realtime_factor"] > 0 and row["median_seconds"] > 0
+        assert row["realtime_factor"] == pytest.approx(row["audio_seconds"] / row["median_seconds"])
+        assert row["sample_rate"] == 44_100
+    ref = doc["rows"][2]["realtime_factor"]
+    for row in doc["rows"]:
+        assert row["ratio"] == pytest.approx(row["realtime_factor"] / ref)
+    assert doc["rows"][2]["ratio"] == 1.0
+
+
+def test_bench_table_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--seconds", "0.25", "--repeats", "1", "--reference", "describe"]) == 0
+    captured = capsys.readouterr()
+    assert "× real time" in captured.out and "vs describe" in captured.out
+    for name in ("describe", "silence", "dsp"):
+        assert name in captured.out
+    assert "timing dsp" in captured.err  # progress goes to stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--seconds", "0"], ["--repeats", "0"], ["--reference", "sinc-nsf"], ["--corpus", "/nonexistent/corpus"]],
+)
+def test_bench_cli_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--json", "--repeats", "1", "--seconds", "0.1", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "error" in captured.err
+
+
+def test_bench_with_a_corpus_adds_nearest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "hits"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.3 * 44_100)) / 44_100
+    for i in range(6):
+        x = np.exp(-12 * t) * (np.sin(2 * np.pi * (80 + 90 * i) * t) + 0.3 * i * rng.standard_normal(t.size))
+        sf.write(src / f"hit{i}.wav", (0.4 * x).astype(np.float32), 44_100, subtype="FLOAT")
+    build_corpus([src], tmp_path / "corpus", jobs=1, progress=False)
+    assert main(["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--corpus", str(tmp_path / "corpus")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    nearest = doc["rows"][-1]
+    assert nearest["name"] == "nearest" and nearest["kind"] == "baseline"
+    assert nearest["note"].endswith("stored sounds")
+
+
+def test_run_bench_takes_model_rows() -> None:
+    config = DescriptorConfig()
+    generators = [*default_generators(config), Hum(config)]
+    assert [g.name for g in generators] == ["silence", "dsp", "hum"]
+    report = run_bench(generators, seconds=0.2, repeats=1, reference="hum", include_descriptors=False)
+    assert [r.name for r in report.rows] == ["silence", "dsp", "hum"]
+    assert report.row("hum").kind == "model"
+    assert report.row("hum").ratio == 1.0
+    assert isinstance(report.row("dsp"), BenchRow)
+    assert report.to_dict()["settings"]["reference"] == "hum"
+    assert render_table(report).row_count == 3
+    with pytest.raises(KeyError):
+        report.row("sinc-nsf")
+
+
+def test_run_bench_errors() -> None:
+    config = DescriptorConfig()
+    with pytest.raises(NeurorackError, match="unique"):
+        run_bench([Silence(config), Silence(config)], seconds=0.1, repeats=1)
+    with pytest.raises(NeurorackError, match="unknown reference"):
+        run_bench([Silence(config)], seconds=0.1, repeats=1, reference="dsp", include_descriptors=False)
+    with pytest.raises(NeurorackError, match="nothing"):
+        run_bench([], seconds=0.1, repeats=1, include_descriptors=False)
+    with pytest.raises(NeurorackError):
+        run_bench([Silence(config)], seconds=0.0, repeats=1)
