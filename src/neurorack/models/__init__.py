@@ -8,8 +8,8 @@ from neurorack.models.sinc_nsf import SincNSF
 
 __all__ = [
     "MODELS",
-    "DDSPImpact",
     "TINY_CONFIGS",
+    "DDSPImpact",
     "ImpactModel",
     "ModelGenerator",
     "SincNSF",

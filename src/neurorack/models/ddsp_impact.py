@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from neurorack.models.base import ImpactModel
 from neurorack.models.registry import register_model
-from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase
+from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase, hann_lobe_table, log_band_matrix
 
 
 class _ResBlock(nn.Module):
@@ -52,6 +53,12 @@ class DDSPImpact(ImpactModel):
         n_bands: log-spaced noise bands.
         n_fft: synthesis frame (power of two); synthesis hop is ``n_fft // 4`` and must divide ``hop_length``.
         envelope_steps: fine amplitude-envelope points per descriptor frame.
+        centroid_lock: tilt each synthesis frame's spectrum (``(f / 1 kHz)^α``, power kept) so its
+            expected magnitude-weighted centroid equals the requested one: brightness becomes a
+            structural control instead of something the network may learn to ignore (SPEC §3).
+        loudness_lock: after synthesis, correct each descriptor frame's gain (smoothly interpolated,
+            no gradient through the gain) so the frame rms measured as in :mod:`neurorack.descriptors`
+            equals the requested rms.
     """
 
     def __init__(
@@ -66,6 +73,8 @@ class DDSPImpact(ImpactModel):
         n_bands: int = 64,
         n_fft: int = 1024,
         envelope_steps: int = 8,
+        centroid_lock: bool = True,
+        loudness_lock: bool = True,
     ) -> None:
         super().__init__(sample_rate=sample_rate, hop_length=hop_length, frame_length=frame_length)
         self.synth = SpectralSynth(sample_rate=sample_rate, n_fft=n_fft, half_width=3, n_bands=n_bands)
@@ -79,8 +88,23 @@ class DDSPImpact(ImpactModel):
         self.envelope_steps = envelope_steps
         self.config.update(
             hidden=hidden, layers=layers, n_partials=n_partials, n_bands=n_bands, n_fft=n_fft,
-            envelope_steps=envelope_steps,
+            envelope_steps=envelope_steps, centroid_lock=centroid_lock, loudness_lock=loudness_lock,
         )
+        self.centroid_lock = centroid_lock
+        self.loudness_lock = loudness_lock
+        # expected STFT magnitude per unit: a partial of amplitude 1 (mass over its lobe) and a
+        # noise band of gain 1 (mass over its bins), and the power each one carries
+        lobe = np.abs(hann_lobe_table(n_fft, 3, 16))[::16]
+        bands = log_band_matrix(n_bands, n_fft // 2 + 1, sample_rate)
+        width = bands.sum(axis=1)
+        noise_mag = math.sqrt(math.pi * 3 * n_fft / 8) / 2  # E|X| of Hann-windowed unit white noise
+        self.register_buffer("band_mass", torch.tensor(width * noise_mag, dtype=torch.float32), persistent=False)
+        power = width / (n_fft // 2 + 1)
+        self.register_buffer("band_power", torch.tensor(power, dtype=torch.float32), persistent=False)
+        freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+        centre = (bands * freqs).sum(1) / np.maximum(width, 1e-9)  # bands between two bins have no mass
+        self.register_buffer("band_freq", torch.tensor(centre, dtype=torch.float32), persistent=False)
+        self.partial_mass = float(lobe.sum() / 2)
         self.inp = nn.Conv1d(7, hidden, 3, padding=1)
         self.blocks = nn.Sequential(*[_ResBlock(hidden, 1) for _ in range(layers)])
         self.per_sub = n_partials + n_bands + 3  # partials, bands, harmonic gain, noise gain, stretch
@@ -99,6 +123,40 @@ class DDSPImpact(ImpactModel):
 
     harmonics: Tensor
     phase0: Tensor
+    band_mass: Tensor
+    band_power: Tensor
+    band_freq: Tensor
+
+    def lock_centroid(
+        self, band_gains: Tensor, partial_amps: Tensor, freqs: Tensor, target: Tensor, iterations: int = 14
+    ) -> tuple[Tensor, Tensor]:
+        """Tilt ``band_gains [B, M, nb]`` and ``partial_amps [B, M, K]`` (at ``freqs`` Hz) by ``(f / 1 kHz)^α``.
+
+        ``α`` (bisection in [-4, 4], no gradient) makes the expected magnitude-weighted centroid of each
+        synthesis frame equal ``target [B, M]`` Hz; the result is rescaled to the frame's original power
+        so loudness is unchanged.
+        """
+        batch, frames, nb = band_gains.shape
+        f = torch.cat([self.band_freq.expand(batch, frames, nb), freqs], dim=-1)
+        mass = torch.cat([band_gains * self.band_mass, partial_amps * self.partial_mass], dim=-1)
+        log_ratio = torch.log(f.clamp_min(20.0) / 1000.0)
+        with torch.no_grad():
+            m, lr, goal = mass.detach(), log_ratio.detach(), target.unsqueeze(-1)
+            lo = torch.full_like(goal, -4.0)
+            hi = torch.full_like(goal, 4.0)
+            for _ in range(iterations):
+                mid = (lo + hi) / 2
+                weights = m * torch.exp(mid * lr)
+                centroid = (weights * f).sum(-1, keepdim=True) / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+                above = centroid > goal
+                hi = torch.where(above, mid, hi)
+                lo = torch.where(above, lo, mid)
+            alpha = (lo + hi) / 2
+        tilt = torch.exp(alpha * log_ratio)
+        power = torch.cat([band_gains.square() * self.band_power, partial_amps.square() / 2], dim=-1)
+        keep = torch.sqrt(power.sum(-1, keepdim=True) / (power * tilt.square()).sum(-1, keepdim=True).clamp_min(1e-20))
+        gain = tilt * keep
+        return band_gains * gain[..., :nb], partial_amps * gain[..., nb:]
 
     def controls(self, descriptors: Tensor) -> dict[str, Tensor]:
         """Network outputs at synthesis-frame rate for ``descriptors: [B, F, 7]``.
@@ -157,6 +215,9 @@ class DDSPImpact(ImpactModel):
         k = self.harmonics
         freqs = f0.unsqueeze(-1) * k * torch.sqrt(1 + stretch * k.square())  # [B, M, K]
         amps, bands = c["partial_amps"], c["band_gains"]
+        if self.centroid_lock:
+            target = descriptors[..., 5].clamp_min(20.0).repeat_interleave(self.sub, dim=1)
+            bands, amps = self.lock_centroid(bands, amps, freqs, target)
         freqs, amps, bands = (torch.cat([t[:, :1].expand(-1, pad, -1), t], dim=1) for t in (freqs, amps, bands))
         phases = accumulate_phase(freqs, self.synth.hop, self.sample_rate, self.phase0)
         if noise.shape[1] != freqs.shape[1]:
@@ -164,7 +225,26 @@ class DDSPImpact(ImpactModel):
         audio = self.synth(freqs, amps, phases, bands, noise)
         start = pad * self.synth.hop + self.synth.n_fft // 2  # time 0 = centre of the first real frame
         audio = audio[:, start : start + n_out]
-        return audio * self._upsample_envelope(c["envelope"], n_out)
+        audio = audio * self._upsample_envelope(c["envelope"], n_out)
+        if self.loudness_lock:
+            audio = audio * self._upsample_envelope(self._loudness_gain(audio, descriptors[..., 0]), n_out)
+        return audio
+
+    def _loudness_gain(self, audio: Tensor, rms: Tensor) -> Tensor:
+        """Per-frame gain ``[B, F]`` making the centred frame rms of ``audio [B, F * hop]`` equal ``rms [B, F]``.
+
+        Frame ``f`` spans samples ``f * hop - frame/2 ... f * hop + frame/2`` (zero padded), as in
+        :func:`neurorack.descriptors.describe`. The gain is detached and limited to +-40 dB.
+        """
+        with torch.no_grad():
+            half = self.frame_length // 2
+            energy = nn.functional.pad(audio.square(), (half, half)).cumsum(-1)
+            energy = nn.functional.pad(energy, (1, 0))
+            starts = torch.arange(rms.shape[1], device=audio.device) * self.hop_length
+            frame_rms = ((energy[:, starts + self.frame_length] - energy[:, starts]) / self.frame_length)
+            frame_rms = frame_rms.clamp_min(0).sqrt()
+            gain = rms.clamp_min(0) / frame_rms.clamp_min(1e-7)
+            return gain.clamp(1e-2, 1e2)
 
     def _upsample_envelope(self, env: Tensor, n_out: int) -> Tensor:
         """Linear interpolation of ``env: [B, P]`` (points at the start of equal segments) to ``[B, n_out]``."""
