@@ -312,6 +312,13 @@ def describe(
         config = DescriptorConfig(int(sr), frame_length, hop_length, fmin, fmax)
     except ValueError as exc:
         raise AudioError(str(exc)) from None
-    with torch.inference_mode():
-        out = extractor(config)(torch.from_numpy(np.ascontiguousarray(arr)))
+    # one sound is too small to share between threads: on a busy machine torch's thread pool
+    # makes a 5 ms analysis take hundreds of milliseconds, so run on one thread and restore
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            out = extractor(config)(torch.from_numpy(np.ascontiguousarray(arr)))
+    finally:
+        torch.set_num_threads(previous)
     return out.numpy().astype(np.float32, copy=False)

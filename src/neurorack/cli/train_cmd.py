@@ -28,13 +28,13 @@ def train_command(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", "-m", help="Model to train (ddsp-impact, sinc-nsf). [default: ddsp-impact]", show_default=False
+            "--model", "-m", help="Model to train (ddsp-impact, sinc-nsf). \\[default: ddsp-impact]", show_default=False
         ),
     ] = None,
     minutes: Annotated[
         float | None,
         typer.Option(
-            "--minutes", help="Total training time of the run (resumes included). [default: 30]", show_default=False
+            "--minutes", help="Total training time of the run (resumes included). \\[default: 30]", show_default=False
         ),
     ] = None,
     resume: Annotated[
@@ -43,14 +43,25 @@ def train_command(
     lr: Annotated[
         float | None,
         typer.Option(
-            "--lr", help="Adam learning rate. [default: 1e-4 for sinc-nsf (paper), 1e-3 otherwise]", show_default=False
+            "--lr",
+            help="Adam learning rate. \\[default: 1e-4 for sinc-nsf (paper), 1e-3 otherwise]",
+            show_default=False,
         ),
     ] = None,
     lr_patience: Annotated[
-        int, typer.Option(help="Halve the learning rate after this many epochs without validation progress.")
-    ] = 20,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Crops per batch (per device).")] = 8,
-    frames: Annotated[int, typer.Option(help="Crop length in descriptor frames.")] = 64,
+        int | None,
+        typer.Option(
+            help="Halve the learning rate after this many epochs without validation progress. \\[default: 20]",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", "-b", help="Crops per batch (per device). \\[default: 8]", show_default=False),
+    ] = None,
+    frames: Annotated[
+        int | None, typer.Option(help="Crop length in descriptor frames. \\[default: 64]", show_default=False)
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Total optimiser steps of the run.", show_default=False)] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Total epochs of the run.", show_default=False)] = None,
     devices: Annotated[int, typer.Option(help="Devices (GPUs, or CPU processes) per node; DDP when > 1.")] = 1,
@@ -61,15 +72,32 @@ def train_command(
         typer.Option(help="Model settings as a JSON object, or 'tiny' (test size).", show_default=False),
     ] = None,
     augment_fraction: Annotated[
-        float, typer.Option(help="Fraction of each batch trained for control with edited descriptor curves.")
-    ] = 0.25,
-    control_weight: Annotated[float, typer.Option(help="Weight of the control (edited curves) loss.")] = 1.0,
-    descriptor_weight: Annotated[float, typer.Option(help="Weight of the descriptor loss on reconstructions.")] = 1.0,
+        float | None,
+        typer.Option(
+            help="Fraction of each batch trained for control with edited descriptor curves. \\[default: 0.25]",
+            show_default=False,
+        ),
+    ] = None,
+    control_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the control (edited curves) loss. \\[default: 1]", show_default=False),
+    ] = None,
+    descriptor_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the descriptor loss on reconstructions. \\[default: 1]", show_default=False),
+    ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Write the resume checkpoint every this many steps.")] = 50,
     example_every: Annotated[int, typer.Option(help="Log audio examples every this many epochs (0: never).")] = 5,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Torch threads per process on the CPU. \\[default: all cores; 1 is faster on a busy machine]",
+            show_default=False,
+        ),
+    ] = None,
     val_every: Annotated[
         int | None,
-        typer.Option(help="Validate every this many steps. [default: once per epoch]", show_default=False),
+        typer.Option(help="Validate every this many steps. \\[default: once per epoch]", show_default=False),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Data-loader worker processes.")] = 0,
@@ -86,6 +114,9 @@ def train_command(
     ready to play. Logs go to OUT/logs (tensorboard --logdir OUT/logs); a killed run
     continues with --resume. Loss: multi-scale spectral + descriptor matching, with
     a share of each batch trained on edited descriptor curves so the controls work.
+    With --devices/--nodes > 1 it trains with DDP; on several machines, run the same
+    command on each with MASTER_ADDR, MASTER_PORT and NODE_RANK set. With --resume,
+    settings not given again are those of the run.
     """
     from neurorack.training.run import train
 
@@ -108,6 +139,7 @@ def train_command(
         devices=devices,
         nodes=nodes,
         accelerator=accelerator,
+        threads=threads,
         seed=seed,
         num_workers=workers,
         checkpoint_every=checkpoint_every,
@@ -136,7 +168,7 @@ def export_command(
     run: Annotated[Path, typer.Argument(help="A training run folder (neurorack train --out).", show_default=False)],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Model file to write. [default: RUN/model.safetensors]", show_default=False),
+        typer.Option("--out", "-o", help="Model file to write. \\[default: RUN/model.safetensors]", show_default=False),
     ] = None,
     anchors: Annotated[int, typer.Option(help="Reference sounds stored as anchors.")] = 8,
     checkpoint: Annotated[

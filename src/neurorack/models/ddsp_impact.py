@@ -128,33 +128,35 @@ class DDSPImpact(ImpactModel):
     band_freq: Tensor
 
     def lock_centroid(
-        self, band_gains: Tensor, partial_amps: Tensor, freqs: Tensor, target: Tensor, iterations: int = 14
+        self, band_gains: Tensor, partial_amps: Tensor, freqs: Tensor, target: Tensor, iterations: int = 6
     ) -> tuple[Tensor, Tensor]:
         """Tilt ``band_gains [B, M, nb]`` and ``partial_amps [B, M, K]`` (at ``freqs`` Hz) by ``(f / 1 kHz)^α``.
 
-        ``α`` (bisection in [-4, 4], no gradient) makes the expected magnitude-weighted centroid of each
-        synthesis frame equal ``target [B, M]`` Hz; the result is rescaled to the frame's original power
-        so loudness is unchanged.
+        ``α`` (Newton's method on the log centroid, clamped to [-4, 4], no gradient) makes the expected
+        magnitude-weighted centroid of each synthesis frame equal ``target [B, M]`` Hz; the result is
+        rescaled to the frame's original power so loudness is unchanged.
         """
         batch, frames, nb = band_gains.shape
         f = torch.cat([self.band_freq.expand(batch, frames, nb), freqs], dim=-1)
         mass = torch.cat([band_gains * self.band_mass, partial_amps * self.partial_mass], dim=-1)
         log_ratio = torch.log(f.clamp_min(20.0) / 1000.0)
         with torch.no_grad():
-            m, lr, goal = mass.detach(), log_ratio.detach(), target.unsqueeze(-1)
-            lo = torch.full_like(goal, -4.0)
-            hi = torch.full_like(goal, 4.0)
+            m, lr, goal = mass.detach(), log_ratio.detach(), target.unsqueeze(-1).log()
+            alpha = torch.zeros_like(goal)
+            fl = f * lr
             for _ in range(iterations):
-                mid = (lo + hi) / 2
-                weights = m * torch.exp(mid * lr)
-                centroid = (weights * f).sum(-1, keepdim=True) / weights.sum(-1, keepdim=True).clamp_min(1e-12)
-                above = centroid > goal
-                hi = torch.where(above, mid, hi)
-                lo = torch.where(above, lo, mid)
-            alpha = (lo + hi) / 2
+                # log c(α) with c = Σ w f / Σ w, w = m e^{α l}; d log c / dα = E_wf[l] - E_w[l]
+                w = m * torch.exp(alpha * lr)
+                s0 = w.sum(-1, keepdim=True).clamp_min(1e-20)
+                s1 = (w * f).sum(-1, keepdim=True).clamp_min(1e-20)
+                slope = (w * fl).sum(-1, keepdim=True) / s1 - (w * lr).sum(-1, keepdim=True) / s0
+                step = ((torch.log(s1 / s0) - goal) / slope.clamp_min(1e-3)).clamp(-1.0, 1.0)  # damped
+                alpha = (alpha - step).clamp(-4.0, 4.0)
         tilt = torch.exp(alpha * log_ratio)
         power = torch.cat([band_gains.square() * self.band_power, partial_amps.square() / 2], dim=-1)
-        keep = torch.sqrt(power.sum(-1, keepdim=True) / (power * tilt.square()).sum(-1, keepdim=True).clamp_min(1e-20))
+        # epsilons inside the root: silent frames (power 0) must get a finite gradient
+        before = power.sum(-1, keepdim=True) + 1e-20
+        keep = torch.sqrt(before / ((power * tilt.square()).sum(-1, keepdim=True) + 1e-20))
         gain = tilt * keep
         return band_gains * gain[..., :nb], partial_amps * gain[..., nb:]
 

@@ -9,8 +9,8 @@ Per training batch ``{"descriptors" [B, F, 7], "audio" [B, F*hop], "mask" [B, F]
 
 Validation is deterministic (crops from each sound's start, fixed noise) and logs the loss terms,
 the SPEC §6 MR-STFT distance (``val/mrstft``), a brightness-control slope (``val/control_centroid``:
-d log measured centroid / d log requested centroid for ×2, ideal 1) and, every ``example_every``
-epochs, audio examples and spectrogram images to TensorBoard.
+d log measured centroid / d log requested centroid for ×2, ideal 1, mean over active frames) and,
+every ``example_every`` epochs, audio examples and spectrogram images to TensorBoard.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from neurorack.training.losses import (
 )
 
 CENTROID = DESCRIPTOR_NAMES.index("centroid")
+#: Consecutive optimiser steps with non-finite gradients tolerated (each is skipped) before giving up.
+MAX_BAD_STEPS = 20
 #: Seed of the validation noise (plus the batch index).
 VALIDATION_SEED = 1234
 
@@ -89,6 +91,8 @@ class ImpactTrainingModule(L.LightningModule):
         self.n_examples = n_examples
         #: set before resuming to replace the learning rate restored from the checkpoint
         self.lr_override: float | None = None
+        #: optimiser steps skipped in a row because of non-finite gradients
+        self.bad_steps = 0
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def set_statistics(self, mean: Tensor, std: Tensor) -> None:
@@ -154,11 +158,10 @@ class ImpactTrainingModule(L.LightningModule):
         terms["mrstft"] = self.metric(audio.unsqueeze(1), target.unsqueeze(1))
         self._log_terms("val", terms, b, on_epoch=True, sync_dist=True)
         self.log("val_loss", terms["loss"], batch_size=b, on_epoch=True, sync_dist=True, prog_bar=True)
-        if batch_idx == 0:
-            slope = self._centroid_slope(descriptors, batch["mask"], noise, audio)
-            self.log("val/control_centroid", slope, batch_size=b, on_epoch=True, sync_dist=True)
-            if self._should_log_examples():
-                self._log_examples(descriptors, target, audio)
+        slope = self._centroid_slope(descriptors, batch["mask"], noise, audio)
+        self.log("val/control_centroid", slope, batch_size=b, on_epoch=True, sync_dist=True)
+        if batch_idx == 0 and self._should_log_examples():
+            self._log_examples(descriptors, target, audio)
 
     def _centroid_slope(self, descriptors: Tensor, mask: Tensor, noise: Tensor, base: Tensor) -> Tensor:
         """Mean over active frames of ``log(c(×2) / c(×1)) / log 2`` of the generated centroid (ideal 1)."""
@@ -205,6 +208,22 @@ class ImpactTrainingModule(L.LightningModule):
             for optimizer in self.trainer.optimizers:
                 for group in optimizer.param_groups:
                     group["lr"] = self.lr_override
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip the update when a gradient is NaN/inf (a parameter without gradient is left alone by Adam)."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if all(bool(torch.isfinite(g).all()) for g in grads):
+            self.bad_steps = 0
+            return
+        for p in self.model.parameters():
+            p.grad = None
+        self.bad_steps += 1
+        self.log("train/skipped_steps", float(self.bad_steps), on_step=True, on_epoch=False)
+        if self.bad_steps >= MAX_BAD_STEPS:
+            raise FloatingPointError(
+                f"{MAX_BAD_STEPS} optimiser steps in a row had non-finite gradients (step {self.global_step}); "
+                "lower --lr or resume from the best checkpoint"
+            )
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)

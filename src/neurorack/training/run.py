@@ -25,7 +25,8 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
@@ -60,6 +61,16 @@ DEFAULT_MINUTES = 30.0
 #: Adam learning rate per model (the paper's 1e-4 for the faithful model; the DDSP model trains well faster).
 DEFAULT_LR: dict[str, float] = {"sinc-nsf": 1e-4}
 FALLBACK_LR = 1e-3
+#: Training settings used when neither the caller nor the run being resumed gives them.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "lr_factor": 0.5,
+    "lr_patience": 20,
+    "batch_size": 8,
+    "frames": 64,
+    "descriptor_weight": 1.0,
+    "control_weight": 1.0,
+    "augment_fraction": 0.25,
+}
 #: Anchors stored in an exported model.
 DEFAULT_ANCHORS = 8
 
@@ -188,11 +199,26 @@ def open_source(source: Path, run: Path, *, progress: bool, jobs: int | None, lo
     return Corpus.open(target)
 
 
-def _threads_for(accelerator: str, devices: int) -> int | None:
-    """Torch CPU threads per process when training on the CPU (all cores shared by local processes)."""
+def _threads_for(accelerator: str, devices: int, threads: int | None) -> int | None:
+    """Torch CPU threads per process when training on the CPU: ``threads``, else all cores shared by the
+    local processes; ``None`` on GPUs."""
     if accelerator not in ("auto", "cpu") or (accelerator == "auto" and torch.cuda.is_available()):
         return None
+    if threads is not None:
+        return max(1, threads)
     return max(1, (os.cpu_count() or 1) // max(1, devices))
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads (unchanged when ``None``), restoring the previous count."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _datasets(corpus: Corpus, frames: int, seed: int, max_sounds: int | None, log: Log) -> tuple[SegmentDataset, ...]:
@@ -240,6 +266,21 @@ class _LastCheckpoint(ModelCheckpoint):
     @property
     def state_key(self) -> str:
         return "neurorack-last-checkpoint"
+
+
+class _ProgressBar(RichProgressBar):
+    """Rich progress bar (per-epoch ETA) whose title also shows the time left of the run's budget."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = f"Epoch {current_epoch}"
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is not None and max_epochs > 0:
+            text += f"/{max_epochs - 1}"
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]
+        left = timer.time_remaining() if timer is not None else None
+        if left is not None:
+            text += f" ({max(0.0, left) / 60:.1f} min left)"
+        return text
 
 
 class _Summary(Callback):
@@ -307,16 +348,17 @@ def train(
     max_epochs: int | None = None,
     resume: bool = False,
     lr: float | None = None,
-    lr_factor: float = 0.5,
-    lr_patience: int = 20,
-    batch_size: int = 8,
-    frames: int = 64,
-    descriptor_weight: float = 1.0,
-    control_weight: float = 1.0,
-    augment_fraction: float = 0.25,
+    lr_factor: float | None = None,
+    lr_patience: int | None = None,
+    batch_size: int | None = None,
+    frames: int | None = None,
+    descriptor_weight: float | None = None,
+    control_weight: float | None = None,
+    augment_fraction: float | None = None,
     devices: int = 1,
     nodes: int = 1,
     accelerator: str = "auto",
+    threads: int | None = None,
     seed: int = 0,
     num_workers: int = 0,
     checkpoint_every: int = 50,
@@ -341,11 +383,16 @@ def train(
         resume: continue from ``out/checkpoints/last.ckpt``.
         lr: Adam learning rate (default per model: 1e-4 for ``sinc-nsf`` as in the paper, else 1e-3); on
             resume, the current (possibly halved) rate of the run unless given.
-        lr_factor, lr_patience: ReduceLROnPlateau on the validation loss (factor, patience in epochs).
-        batch_size: crops per batch (per device).
-        frames: crop length in descriptor frames (64 frames of 512 samples = 0.74 s at 44.1 kHz).
-        descriptor_weight, control_weight, augment_fraction: see :class:`ImpactTrainingModule`.
+        lr_factor, lr_patience: ReduceLROnPlateau on the validation loss (factor 0.5, patience 20 epochs).
+        batch_size: crops per batch (per device; default 8).
+        frames: crop length in descriptor frames (default 64: 64 frames of 512 samples = 0.74 s at 44.1 kHz).
+        descriptor_weight, control_weight, augment_fraction: see :class:`ImpactTrainingModule` (1, 1, 0.25).
+
+        Settings left at ``None`` take the run's own values on resume, else the defaults
+        (:data:`TRAIN_DEFAULTS`).
         devices, nodes, accelerator: Lightning device settings; DDP when ``devices * nodes > 1``.
+        threads: torch threads per process on the CPU (default: the cores divided among local processes;
+            on a machine busy with other work, 1 is often much faster).
         seed: global seed.
         num_workers: data-loader worker processes (the data are in memory; 0 is right on small CPUs).
         checkpoint_every: write ``last.ckpt`` every this many optimiser steps.
@@ -391,6 +438,19 @@ def train(
             )
         model = model or DEFAULT_MODEL
         config = resolve_model_config(model, model_config)
+
+    def setting(name: str, value: Any) -> Any:
+        if value is not None:
+            return value
+        return previous.get(name, TRAIN_DEFAULTS[name]) if previous else TRAIN_DEFAULTS[name]
+
+    lr_factor = float(setting("lr_factor", lr_factor))
+    lr_patience = int(setting("lr_patience", lr_patience))
+    batch_size = int(setting("batch_size", batch_size))
+    frames = int(setting("frames", frames))
+    descriptor_weight = float(setting("descriptor_weight", descriptor_weight))
+    control_weight = float(setting("control_weight", control_weight))
+    augment_fraction = float(setting("augment_fraction", augment_fraction))
     for name, value in (("batch_size", batch_size), ("frames", frames), ("devices", devices), ("nodes", nodes)):
         if value < 1:
             raise NeurorackError(f"{name} must be >= 1, got {value}")
@@ -406,9 +466,7 @@ def train(
         minutes = float(previous["minutes"]) if previous and previous.get("minutes") else DEFAULT_MINUTES
 
     L.seed_everything(seed, workers=True, verbose=False)
-    threads = _threads_for(accelerator, devices)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch_threads = _threads_for(accelerator, devices, threads)
     try:
         module = ImpactTrainingModule(
             model,
@@ -498,7 +556,7 @@ def train(
     summary = _Summary(say)
     callbacks: list[Callback] = [best_cb, last_cb, LearningRateMonitor(logging_interval="epoch"), summary]
     if progress:
-        callbacks.append(RichProgressBar())
+        callbacks.append(_ProgressBar())
     world = devices * nodes
     trainer = L.Trainer(
         accelerator=accelerator,
@@ -518,41 +576,42 @@ def train(
         log_every_n_steps=max(1, min(10, len(train_loader))),
         val_check_interval=min(val_every, len(train_loader)) if val_every else None,
     )
-    started = time.monotonic()
-    if resume:
-        say(f"resuming from {last}")
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
-    seconds = time.monotonic() - started
-    if last_cb._last_global_step_saved != trainer.global_step:
-        # the final state, whatever stopped the run (time budget, epochs) between two periodic saves
-        trainer.save_checkpoint(last, weights_only=False)
-    steps = trainer.global_step - summary.start_step
-    best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else None
-    best_score = float(best_cb.best_model_score) if best_cb.best_model_score is not None else None
-    result = TrainResult(
-        run=run,
-        corpus=corpus.path,
-        model=model,
-        global_step=trainer.global_step,
-        epochs=trainer.current_epoch,
-        seconds=seconds,
-        steps_per_second=steps / seconds if seconds > 0 else math.nan,
-        best_checkpoint=best_path if best_path and best_path.is_file() else None,
-        last_checkpoint=last if last.is_file() else None,
-        best_val_loss=best_score,
-        metrics=_final_metrics(trainer),
-        resumed=resume,
-        primary=trainer.is_global_zero and not child,
-    )
-    if result.primary:
-        data = read_run_json(run)
-        data["last_step"] = trainer.global_step
-        data["best_checkpoint"] = str(result.best_checkpoint) if result.best_checkpoint else None
-        data["best_val_loss"] = best_score
-        write_json_atomic(run / RUN_JSON, data)
-        if export:
-            result.model_file = export_run(run, run / MODEL_FILE, n_anchors=n_anchors)
-            say(f"exported {result.model_file}")
+    with _torch_threads(torch_threads):
+        started = time.monotonic()
+        if resume:
+            say(f"resuming from {last}")
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+        seconds = time.monotonic() - started
+        if last_cb._last_global_step_saved != trainer.global_step:
+            # the final state, whatever stopped the run (time budget, epochs) between two periodic saves
+            trainer.save_checkpoint(last, weights_only=False)
+        steps = trainer.global_step - summary.start_step
+        best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else None
+        best_score = float(best_cb.best_model_score) if best_cb.best_model_score is not None else None
+        result = TrainResult(
+            run=run,
+            corpus=corpus.path,
+            model=model,
+            global_step=trainer.global_step,
+            epochs=trainer.current_epoch,
+            seconds=seconds,
+            steps_per_second=steps / seconds if seconds > 0 else math.nan,
+            best_checkpoint=best_path if best_path and best_path.is_file() else None,
+            last_checkpoint=last if last.is_file() else None,
+            best_val_loss=best_score,
+            metrics=_final_metrics(trainer),
+            resumed=resume,
+            primary=trainer.is_global_zero and not child,
+        )
+        if result.primary:
+            data = read_run_json(run)
+            data["last_step"] = trainer.global_step
+            data["best_checkpoint"] = str(result.best_checkpoint) if result.best_checkpoint else None
+            data["best_val_loss"] = best_score
+            write_json_atomic(run / RUN_JSON, data)
+            if export:
+                result.model_file = export_run(run, run / MODEL_FILE, n_anchors=n_anchors)
+                say(f"exported {result.model_file}")
     return result
 
 

@@ -1,0 +1,179 @@
+"""``neurorack eval``: MR-STFT, control response and speed of models and baselines (SPEC §6).
+
+The logic and the JSON format live in :mod:`neurorack.evaluation`; this module parses the
+options and prints (table on stdout, progress bars on stderr; with ``--json`` only the JSON on
+stdout).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from neurorack.cli.console import console, err_console
+from neurorack.errors import NeurorackError
+
+if TYPE_CHECKING:
+    from neurorack.evaluation import ProgressCallback
+
+#: Default of --control-limit (:data:`neurorack.evaluation.DEFAULT_CONTROL_LIMIT`; not imported, to keep
+#: ``neurorack --help`` from loading the metrics).
+DEFAULT_CONTROL_LIMIT = 20
+
+
+@contextmanager
+def _progress_bars() -> Iterator[ProgressCallback]:
+    """Rich progress bars with ETA on stderr (also with --json: stdout stays pure JSON), one per generator."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    tasks: dict[str, TaskID] = {}
+    with Progress(*columns, console=err_console, transient=False) as bar:
+
+        def update(task: str, done: int, total: int) -> None:
+            name = task.split(":", 1)[0]
+            if name not in tasks:
+                tasks[name] = bar.add_task(task, total=total)
+            bar.update(tasks[name], description=task, completed=done, total=total)
+
+        yield update
+
+
+def _command(
+    models: list[str],
+    corpus: Path,
+    *,
+    json_out: bool,
+    report: Path | None,
+    limit: int | None,
+    control_limit: int,
+    seed: int,
+    no_baselines: bool,
+    no_speed: bool,
+) -> str:
+    """The canonical command line for these settings (written into ``summary.md``)."""
+    args = ["neurorack", "eval", *models, "--corpus", str(corpus)]
+    if json_out:
+        args.append("--json")
+    if report is not None:
+        args += ["--report", str(report)]
+    if limit is not None:
+        args += ["--limit", str(limit)]
+    args += ["--control-limit", str(control_limit), "--seed", str(seed)]
+    if no_baselines:
+        args.append("--no-baselines")
+    if no_speed:
+        args.append("--no-speed")
+    return shlex.join(args)
+
+
+def eval_command(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Model files (or bundled model names) to evaluate; none: baselines only.",
+            show_default=False,
+            metavar="MODEL...",
+        ),
+    ] = None,
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="Corpus folder: its test split is evaluated. \\[required]")
+    ] = None,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print the results as JSON on stdout (nothing else; schema neurorack-eval/1)."),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Folder for eval.json, summary.md, spectrogram and control-response PNGs (created)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Use only the first N test sounds (by hash). \\[default: all]")
+    ] = None,
+    control_limit: Annotated[
+        int, typer.Option("--control-limit", help="Test sounds for the control response (0: skip it).")
+    ] = DEFAULT_CONTROL_LIMIT,
+    seed: Annotated[int, typer.Option("--seed", help="Generation seed (sound i uses seed + i).")] = 0,
+    no_baselines: Annotated[
+        bool, typer.Option("--no-baselines", help="Leave out the silence, dsp and nearest baselines.")
+    ] = False,
+    no_speed: Annotated[bool, typer.Option("--no-speed", help="Skip the speed measurement.")] = False,
+) -> None:
+    """Evaluate models and baselines on a corpus's held-out (test) sounds.
+
+    For each generator: MR-STFT distance of reconstructions (median, lower is better), control
+    response per descriptor (slope and Spearman ρ of the measured vs the requested scale, ideal 1;
+    f0 on tonal sounds only) and speed (× real time, one CPU thread). Baselines: silence, dsp and
+    nearest (playing back the corpus's train split).
+    """
+    from neurorack.corpus import Corpus
+    from neurorack.evaluation import EXAMPLE_SOUNDS, evaluate, load_candidates, render_table, write_report
+
+    if corpus is None:
+        raise NeurorackError("--corpus DIR is required (the corpus whose test split is evaluated)")
+    if limit is not None and limit < 1:
+        raise NeurorackError(f"--limit must be at least 1, got {limit}")
+    if control_limit < 0:
+        raise NeurorackError(f"--control-limit must be 0 or more, got {control_limit}")
+    if report is not None and report.exists() and not report.is_dir():
+        raise NeurorackError(f"--report {report}: exists and is not a folder")
+    model_list = list(models or [])
+    opened = Corpus.open(corpus)
+    candidates = load_candidates(model_list, opened, baselines=not no_baselines)
+    with _progress_bars() as progress:
+        result = evaluate(
+            candidates,
+            opened,
+            limit=limit,
+            control_limit=control_limit,
+            seed=seed,
+            speed=not no_speed,
+            examples=EXAMPLE_SOUNDS if report is not None else 0,
+            progress=progress,
+        )
+    if report is not None:
+        command = _command(
+            model_list,
+            corpus,
+            json_out=json_out,
+            report=report,
+            limit=limit,
+            control_limit=control_limit,
+            seed=seed,
+            no_baselines=no_baselines,
+            no_speed=no_speed,
+        )
+        written = write_report(result, report, command=command)
+        if not json_out:
+            err_console.print(f"[dim]wrote {len(written)} files to {report}[/]", highlight=False, soft_wrap=True)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    else:
+        console.print(render_table(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

@@ -1,0 +1,863 @@
+"""Evaluation of generators on a corpus's held-out sounds (SPEC §6; ``neurorack eval``).
+
+Every generator — the model files given, plus the baselines ``silence``, ``dsp`` and ``nearest``
+(built from the corpus's **train** split) — is measured on the corpus's **test** split:
+
+* **MR-STFT** (:func:`~neurorack.metrics.mrstft.mrstft_distance`): each test sound is
+  reconstructed from its own descriptor curves (``generate(curves, seed=seed + i)``) and
+  compared with the real sound; median, mean and count over the sounds (lower is better;
+  real one-shots: silence ≈ 3.7, another real sound ≈ 4.5).
+* **Control response** per descriptor (:func:`~neurorack.metrics.control.control_response_many`,
+  scales :data:`~neurorack.metrics.control.DEFAULT_SCALES`): median slope of log(measured) vs
+  log(scale) and median Spearman ρ (both ideally 1) over the first ``control_limit`` test sounds.
+  For ``f0`` only **tonal** sounds count (:func:`is_tonal`): pitch means nothing on a noise burst.
+* **Speed** (:func:`~neurorack.metrics.speed.realtime_factor`): × real time for a 1 s synthetic
+  impact on one CPU thread, batch 1, median of runs, as a :class:`~neurorack.bench.BenchRow`;
+  plus parameter count and file size of model files.
+
+**Sound choice** (deterministic): the test split sorted by hash; ``limit`` keeps its first N
+(MR-STFT); the control sounds are the first ``control_limit`` of those, the f0 sounds the first
+``control_limit`` tonal ones among them.
+
+**Tonal** (:func:`is_tonal`), on the stored curves, over the frames whose rms lies within
+:data:`TONAL_ACTIVE_DB` (30 dB) of the sound's peak (at least 3 frames): median flatness below
+:data:`TONAL_MAX_FLATNESS` (0.05), a stable f0 — interquartile range of ``log2(f0)`` below
+:data:`TONAL_MAX_F0_SPREAD` (0.25 octave, 3 semitones) — and a median f0 away from the edges of
+the YIN range (above 1.1 × fmin, below 0.9 × fmax, where YIN reports failures). On the open drum
+corpus (44.1 kHz) flatness is below 0.01 for almost every hit, so the f0 stability decides: it
+keeps toms, tuned kicks, cowbells, bells, agogos, clicks and a few ringing snares and hats, and
+drops most snares, cymbals, shakers and pitch-gliding kicks (32 of 96 test sounds).
+
+JSON (``neurorack eval --json``, ``DIR/eval.json``; :meth:`EvalReport.to_dict`), stable, version
+``schema``; NaN (no valid measurement, e.g. control of ``silence``) is written as ``null``::
+
+    {
+      "schema": "neurorack-eval/1",
+      "settings": {
+        "corpus": "/abs/path/to/corpus", "split": "test",
+        "test_sounds_available": 96,          # sounds in the test split
+        "limit": 20,                          # --limit (null: all)
+        "control_limit": 8,                   # --control-limit
+        "seed": 0,
+        "scales": [0.5, 0.71, 1.0, 1.41, 2.0],
+        "descriptors": ["rms", "centroid", "bandwidth", "rolloff", "flatness", "zcr", "f0"],
+        "tonal": {"active_db": 30.0, "max_flatness": 0.05, "max_f0_spread_octaves": 0.25},
+        "speed": {"seconds": 1.0, "repeats": 5, "threads": 1},   # null with --no-speed
+        "baselines": true
+      },
+      "machine": {...},                       # neurorack.bench.machine_info()
+      "sounds": {"mrstft": [hash, ...], "control": [hash, ...], "f0": [hash, ...]},
+      "generators": [
+        {
+          "name": "dsp",                      # table label (model files: the file's stem)
+          "kind": "baseline",                 # "baseline" | "model"
+          "class": "dsp",                     # baseline name or model class (e.g. "ddsp-impact")
+          "source": "",                       # model file path ("" for baselines)
+          "sample_rate": 44100, "hop_length": 512,
+          "parameters": null,                 # trainable + fixed parameters (models), else null
+          "file_bytes": null,                 # model file size, bytes (models), else null
+          "note": "",
+          "mrstft": {"median": 1.9, "mean": 2.0, "n": 20, "values": [...]},  # values: per sounds.mrstft
+          "control": {
+            "rms": {"slope": 0.98, "rho": 1.0, "n_sounds": 8, "n_valid": 8,
+                    "response": [0.5, ...]},  # median over valid sounds of measured / measured at scale 1
+            ...                               # all seven; f0 over sounds.f0
+          },
+          "speed": {...} | null               # a neurorack-bench/1 row (ratio null)
+        }, ...
+      ]
+    }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neurorack.bench import BenchRow, machine_info
+from neurorack.bench import _fmt_factor as _bench_factor
+from neurorack.descriptors import DescriptorConfig
+from neurorack.errors import NeurorackError
+from neurorack.generators.base import Generator
+from neurorack.generators.nearest import NearestSample
+from neurorack.generators.registry import BASELINES, build_baseline
+from neurorack.metrics.control import DEFAULT_SCALES, ControlSummary, control_response_many
+from neurorack.metrics.mrstft import mrstft_distance
+from neurorack.metrics.speed import limit_threads, realtime_factor
+
+if TYPE_CHECKING:
+    from neurorack.corpus import Corpus, Sound
+
+SCHEMA = "neurorack-eval/1"
+
+#: Descriptors in table order (loudness and brightness first, pitch last).
+TABLE_DESCRIPTORS: tuple[str, ...] = ("rms", "centroid", "bandwidth", "rolloff", "flatness", "zcr", "f0")
+
+#: Tonal sounds: frames within this many dB of the peak rms are examined.
+TONAL_ACTIVE_DB = 30.0
+#: Tonal sounds: largest median spectral flatness over those frames.
+TONAL_MAX_FLATNESS = 0.05
+#: Tonal sounds: largest interquartile range of ``log2(f0)`` over those frames, octaves.
+TONAL_MAX_F0_SPREAD = 0.25
+#: Tonal sounds: fewest frames examined.
+TONAL_MIN_FRAMES = 3
+
+#: Default number of test sounds for the control response.
+DEFAULT_CONTROL_LIMIT = 20
+#: Test sounds drawn as spectrogram comparisons in a report.
+EXAMPLE_SOUNDS = 3
+
+#: ``progress(task, done, total)``: ``task`` names the generator and stage; units are generate calls.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+# ------------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MrstftSummary:
+    """MR-STFT distance of one generator over the test sounds (dimensionless, lower is better).
+
+    Attributes:
+        median: median over the sounds (NaN when ``n == 0``).
+        mean: mean over the sounds (NaN when ``n == 0``).
+        n: sounds measured.
+        values: per-sound distances, in the order of :attr:`EvalReport.mrstft_sounds`.
+    """
+
+    median: float
+    mean: float
+    n: int
+    values: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median": self.median, "mean": self.mean, "n": self.n, "values": list(self.values)}
+
+
+@dataclass(frozen=True)
+class ControlEntry:
+    """Control response of one generator for one descriptor (SPEC §6).
+
+    Attributes:
+        descriptor: descriptor name.
+        slope: median slope of log(measured) vs log(scale) over valid sounds (ideal 1; NaN: none valid).
+        rho: median Spearman ρ over valid sounds (ideal 1; NaN: none valid).
+        n_sounds: sounds measured.
+        n_valid: sounds whose output was measurable (not silent) at every scale.
+        response: per scale, median over valid sounds of measured / measured at the scale
+            closest to 1 (ideal: the scale itself; NaN when none is valid).
+        summary: the full :class:`ControlSummary` (per-sound results), or None when no sound was measured.
+    """
+
+    descriptor: str
+    slope: float
+    rho: float
+    n_sounds: int
+    n_valid: int
+    response: tuple[float, ...]
+    summary: ControlSummary | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_summary(cls, summary: ControlSummary, scales: Sequence[float]) -> ControlEntry:
+        """Condense a :class:`ControlSummary` measured at ``scales``."""
+        ref = int(np.argmin(np.abs(np.log(np.asarray(scales, dtype=np.float64)))))
+        valid = [r for r in summary.results if r.valid]
+        if valid:
+            rel = np.asarray([np.asarray(r.measured) / r.measured[ref] for r in valid])
+            response = tuple(float(v) for v in np.median(rel, axis=0))
+        else:
+            response = tuple(math.nan for _ in scales)
+        return cls(summary.descriptor, summary.slope, summary.rho, summary.n_sounds, summary.n_valid, response, summary)
+
+    @classmethod
+    def empty(cls, descriptor: str, scales: Sequence[float]) -> ControlEntry:
+        """No sound to measure (e.g. no tonal sound for f0)."""
+        return cls(descriptor, math.nan, math.nan, 0, 0, tuple(math.nan for _ in scales))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slope": self.slope,
+            "rho": self.rho,
+            "n_sounds": self.n_sounds,
+            "n_valid": self.n_valid,
+            "response": list(self.response),
+        }
+
+
+@dataclass(frozen=True)
+class GeneratorResult:
+    """Everything measured for one generator (one table row).
+
+    Attributes:
+        name: table label (baseline name, or the model file's stem, made unique).
+        kind: ``"baseline"`` or ``"model"``.
+        cls: baseline name or model class name.
+        source: model file path, ``""`` for baselines.
+        sample_rate: output rate, Hz.
+        hop_length: samples per descriptor frame.
+        parameters: number of model parameters, None for baselines.
+        file_bytes: model file size in bytes, None for baselines.
+        note: free text (e.g. the number of sounds ``nearest`` plays back from).
+        mrstft: reconstruction distance on the test sounds.
+        control: per descriptor (in :data:`TABLE_DESCRIPTORS` order), the control response.
+        speed: × real time on one thread, or None when speed was not measured.
+    """
+
+    name: str
+    kind: str
+    cls: str
+    source: str
+    sample_rate: int
+    hop_length: int
+    parameters: int | None
+    file_bytes: int | None
+    note: str
+    mrstft: MrstftSummary
+    control: dict[str, ControlEntry]
+    speed: BenchRow | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "class": self.cls,
+            "source": self.source,
+            "sample_rate": self.sample_rate,
+            "hop_length": self.hop_length,
+            "parameters": self.parameters,
+            "file_bytes": self.file_bytes,
+            "note": self.note,
+            "mrstft": self.mrstft.to_dict(),
+            "control": {name: entry.to_dict() for name, entry in self.control.items()},
+            "speed": self.speed.to_dict() if self.speed is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class Example:
+    """A test sound and what every generator made of it (for spectrogram comparisons).
+
+    Attributes:
+        hash: the sound's corpus hash.
+        label: the sound's label (source folder) and file name.
+        reference: the real audio, ``float32[T]`` at ``sample_rate``.
+        generated: generator name -> ``float32[T']`` reconstruction.
+        sample_rate: Hz.
+    """
+
+    hash: str
+    label: str
+    reference: np.ndarray
+    generated: dict[str, np.ndarray]
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What was evaluated and how (the ``settings`` of the JSON document)."""
+
+    corpus: str
+    test_sounds_available: int
+    limit: int | None
+    control_limit: int
+    seed: int
+    scales: tuple[float, ...]
+    descriptors: tuple[str, ...]
+    speed: bool
+    speed_seconds: float
+    speed_repeats: int
+    baselines: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "corpus": self.corpus,
+            "split": "test",
+            "test_sounds_available": self.test_sounds_available,
+            "limit": self.limit,
+            "control_limit": self.control_limit,
+            "seed": self.seed,
+            "scales": list(self.scales),
+            "descriptors": list(self.descriptors),
+            "tonal": {
+                "active_db": TONAL_ACTIVE_DB,
+                "max_flatness": TONAL_MAX_FLATNESS,
+                "max_f0_spread_octaves": TONAL_MAX_F0_SPREAD,
+            },
+            "speed": (
+                {"seconds": self.speed_seconds, "repeats": self.speed_repeats, "threads": 1} if self.speed else None
+            ),
+            "baselines": self.baselines,
+        }
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """A whole evaluation: settings, machine, the sounds used and one result per generator."""
+
+    settings: EvalSettings
+    machine: dict[str, Any]
+    mrstft_sounds: tuple[str, ...]
+    control_sounds: tuple[str, ...]
+    f0_sounds: tuple[str, ...]
+    results: tuple[GeneratorResult, ...]
+    examples: tuple[Example, ...] = field(default=(), repr=False, compare=False)
+
+    def result(self, name: str) -> GeneratorResult:
+        """The result of the generator called ``name``.
+
+        Raises:
+            KeyError: no such generator.
+        """
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document described in the module docstring (NaN becomes None)."""
+        doc = {
+            "schema": SCHEMA,
+            "settings": self.settings.to_dict(),
+            "machine": dict(self.machine),
+            "sounds": {
+                "mrstft": list(self.mrstft_sounds),
+                "control": list(self.control_sounds),
+                "f0": list(self.f0_sounds),
+            },
+            "generators": [r.to_dict() for r in self.results],
+        }
+        return _json_safe(doc)
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by None, recursively (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    """A generator to evaluate with its table label and provenance."""
+
+    name: str
+    kind: str
+    cls: str
+    generator: Generator
+    source: str = ""
+    parameters: int | None = None
+    file_bytes: int | None = None
+    note: str = ""
+
+
+def is_tonal(curves: np.ndarray, config: DescriptorConfig) -> bool:
+    """Whether a sound is pitched enough to measure the f0 control on (definition in the module docstring).
+
+    Args:
+        curves: the sound's ``float[frames, 7]`` descriptors.
+        config: the analysis they were computed with (its YIN range ``fmin``/``fmax``, Hz).
+    """
+    d = np.asarray(curves, dtype=np.float64)
+    rms = d[:, 0]
+    peak = float(rms.max(initial=0.0))
+    if peak <= 0.0:
+        return False
+    mask = rms >= peak * 10.0 ** (-TONAL_ACTIVE_DB / 20.0)
+    if int(mask.sum()) < TONAL_MIN_FRAMES:
+        return False
+    if float(np.median(d[mask, 3])) >= TONAL_MAX_FLATNESS:
+        return False
+    f0 = np.maximum(d[mask, 6], 1e-3)
+    median_f0 = float(np.median(f0))
+    if not 1.1 * config.fmin < median_f0 < 0.9 * config.fmax:
+        return False
+    q75, q25 = np.percentile(np.log2(f0), [75, 25])
+    return bool(q75 - q25 < TONAL_MAX_F0_SPREAD)
+
+
+def select_test_sounds(corpus: Corpus, limit: int | None = None) -> list[Sound]:
+    """The corpus's test sounds sorted by hash, the first ``limit`` (all when None).
+
+    Raises:
+        NeurorackError: the test split is empty, or ``limit < 1``.
+    """
+    if limit is not None and limit < 1:
+        raise NeurorackError(f"--limit must be at least 1, got {limit}")
+    sounds = corpus.sounds("test")
+    if not sounds:
+        raise NeurorackError(
+            f"{corpus.path}: the corpus has no sound in its test split (about 10 % of the sounds, chosen by hash); "
+            "add more sounds"
+        )
+    return sounds[:limit] if limit is not None else sounds
+
+
+def check_compatible(generator: Generator, config: DescriptorConfig, what: str) -> None:
+    """Raise unless ``generator`` renders curves analysed with ``config`` (sample rate, frame, hop).
+
+    Raises:
+        NeurorackError: one line naming ``what`` and both settings.
+    """
+    g = generator.descriptor_config
+    if (g.sample_rate, g.hop_length, g.frame_length) != (config.sample_rate, config.hop_length, config.frame_length):
+        raise NeurorackError(
+            f"{what}: model works at {g.sample_rate} Hz, hop {g.hop_length}, frame {g.frame_length}, but the corpus "
+            f"was analysed at {config.sample_rate} Hz, hop {config.hop_length}, frame {config.frame_length}; "
+            "evaluate it on a corpus built with its settings"
+        )
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    label, i = name, 2
+    while label in taken:
+        label = f"{name}#{i}"
+        i += 1
+    taken.add(label)
+    return label
+
+
+def load_candidates(
+    models: Sequence[str | os.PathLike[str]],
+    corpus: Corpus,
+    *,
+    baselines: bool = True,
+) -> list[Candidate]:
+    """Load the model files (each with :func:`neurorack.model_file.load_model`) and build the baselines.
+
+    Order: the models as given, then ``silence``, ``dsp``, ``nearest`` (train split). Model labels
+    are the files' stems (bundled names as given; the run folder's name for a training run's
+    ``<run>/model.safetensors``), suffixed ``#2``, ``#3`` … when repeated.
+
+    Raises:
+        NeurorackError: unreadable model file, a model whose sample rate / hop / frame differ from
+            the corpus's analysis, no train sound for ``nearest``, or nothing to evaluate.
+    """
+    from neurorack.model_file import load_model
+
+    taken: set[str] = set(BASELINES) if baselines else set()
+    out: list[Candidate] = []
+    for spec in models:
+        loaded = load_model(spec)
+        source = str(loaded.path) if loaded.path is not None else os.fspath(spec)
+        check_compatible(loaded, corpus.config, source)
+        path = loaded.path
+        stem = path.name.removesuffix(".safetensors") if path is not None else os.fspath(spec)
+        if stem == "model" and path is not None and path.parent.name:
+            stem = path.parent.name  # training runs write <run>/model.safetensors
+        out.append(
+            Candidate(
+                name=_unique(stem, taken),
+                kind="model",
+                cls=loaded.model.name,
+                generator=loaded,
+                source=source,
+                parameters=int(sum(p.numel() for p in loaded.model.parameters())),
+                file_bytes=path.stat().st_size if path is not None else None,
+            )
+        )
+    if baselines:
+        for name in BASELINES:
+            gen = build_baseline(name, corpus.config, corpus, split="train")
+            note = f"{len(gen)} train sounds" if isinstance(gen, NearestSample) else ""
+            out.append(Candidate(name=name, kind="baseline", cls=name, generator=gen, note=note))
+    if not out:
+        raise NeurorackError("nothing to evaluate: give model files, or drop --no-baselines")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Measurements
+# ------------------------------------------------------------------------------------------------
+def mrstft_scores(
+    generator: Generator,
+    data: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    seed: int = 0,
+    keep: int = 0,
+    on_sound: Callable[[], None] | None = None,
+) -> tuple[MrstftSummary, list[np.ndarray]]:
+    """Reconstruct each sound from its curves and score it with the MR-STFT distance.
+
+    Args:
+        generator: the generator under test.
+        data: ``(audio float[T], curves float[frames, 7])`` per sound, at the generator's rate.
+        seed: sound ``i`` is generated with ``seed + i``.
+        keep: return the reconstructions of the first ``keep`` sounds.
+        on_sound: called after each sound (progress).
+
+    Returns:
+        ``(summary, reconstructions)``.
+    """
+    values: list[float] = []
+    kept: list[np.ndarray] = []
+    for i, (audio, curves) in enumerate(data):
+        generated = generator.generate(curves, seed=seed + i)
+        values.append(mrstft_distance(generated, audio))
+        if i < keep:
+            kept.append(generated[: audio.shape[0]])
+        if on_sound is not None:
+            on_sound()
+    arr = np.asarray(values, dtype=np.float64)
+    summary = MrstftSummary(
+        median=float(np.median(arr)) if arr.size else math.nan,
+        mean=float(arr.mean()) if arr.size else math.nan,
+        n=int(arr.size),
+        values=tuple(float(v) for v in arr),
+    )
+    return summary, kept
+
+
+def evaluate(
+    candidates: Sequence[Candidate],
+    corpus: Corpus,
+    *,
+    limit: int | None = None,
+    control_limit: int = DEFAULT_CONTROL_LIMIT,
+    seed: int = 0,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    descriptors: Sequence[str] = TABLE_DESCRIPTORS,
+    speed: bool = True,
+    speed_seconds: float = 1.0,
+    speed_repeats: int = 5,
+    examples: int = 0,
+    threads: int = 1,
+    progress: ProgressCallback | None = None,
+) -> EvalReport:
+    """Measure every candidate on the corpus's test split (see the module docstring).
+
+    Args:
+        candidates: from :func:`load_candidates` (names must be unique).
+        corpus: the corpus (its test split is evaluated; its analysis must match every generator's).
+        limit: test sounds for MR-STFT (first by hash; None: all).
+        control_limit: test sounds for the control response (0: skip it).
+        seed: generation seed (sound ``i`` uses ``seed + i``).
+        scales: control-response scale factors.
+        descriptors: descriptors whose control is measured, table order.
+        speed: measure × real time (1 thread, ``speed_seconds`` s of audio, median of ``speed_repeats``).
+        examples: keep the audio of the first N sounds for spectrogram comparisons.
+        threads: torch / BLAS threads for the quality measurements (1 by default: the many small
+            analyses of the control response run up to 15× faster on one thread than on two
+            contended ones; speed is always measured on one thread).
+        progress: ``progress(task, done, total)``, units of generate calls.
+
+    Raises:
+        NeurorackError: bad settings, an empty test split, incompatible generators.
+    """
+    if control_limit < 0:
+        raise NeurorackError(f"--control-limit must be 0 or more, got {control_limit}")
+    if speed and (not speed_seconds > 0 or speed_repeats < 1):
+        raise NeurorackError(f"need speed seconds > 0 and repeats >= 1, got {speed_seconds} and {speed_repeats}")
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise NeurorackError(f"generator names must be unique, got {names}")
+    if not candidates:
+        raise NeurorackError("nothing to evaluate")
+    for c in candidates:
+        check_compatible(c.generator, corpus.config, c.source or c.name)
+    scales = tuple(float(s) for s in scales)
+    available = len(corpus.sounds("test"))
+    sounds = select_test_sounds(corpus, limit)
+    data = [(s.audio(), s.descriptors()) for s in sounds]
+    control_idx = list(range(min(control_limit, len(sounds))))
+    f0_idx = [i for i, (_, c) in enumerate(data) if is_tonal(c, corpus.config)][:control_limit]
+    n_examples = min(max(0, examples), len(sounds))
+
+    n_scales = len(scales)
+    control_units = sum(n_scales * (len(f0_idx) if d == "f0" else len(control_idx)) for d in descriptors)
+    speed_units = speed_repeats + 2 if speed else 0
+    total = len(data) + control_units + speed_units
+
+    results: list[GeneratorResult] = []
+    kept: dict[str, list[np.ndarray]] = {}
+    with limit_threads(threads):
+        for cand in candidates:
+            gen = cand.generator
+            done = 0
+
+            def tick(amount: int, stage: str, _name: str = cand.name) -> None:
+                nonlocal done
+                done += amount
+                if progress is not None:
+                    progress(f"{_name}: {stage}", done, total)
+
+            tick(0, "MR-STFT")
+            mr, kept[cand.name] = mrstft_scores(
+                gen, data, seed=seed, keep=n_examples, on_sound=lambda: tick(1, "MR-STFT")
+            )
+            control: dict[str, ControlEntry] = {}
+            for d in descriptors:
+                idx = f0_idx if d == "f0" else control_idx
+                if not idx:
+                    control[d] = ControlEntry.empty(d, scales)
+                    continue
+                tick(0, f"control {d}")
+                summary = control_response_many(gen, [data[i][1] for i in idx], d, scales, seed=seed)
+                control[d] = ControlEntry.from_summary(summary, scales)
+                tick(n_scales * len(idx), f"control {d}")
+            row: BenchRow | None = None
+            if speed:
+                tick(0, "speed")
+                result = realtime_factor(gen, speed_seconds, speed_repeats, threads=1, seed=seed)
+                row = dataclasses.replace(
+                    BenchRow.from_speed(result, cand.kind, gen.sample_rate, cand.note), name=cand.name
+                )
+                tick(speed_units, "speed")
+            tick(0, "done")
+            results.append(
+                GeneratorResult(
+                    name=cand.name,
+                    kind=cand.kind,
+                    cls=cand.cls,
+                    source=cand.source,
+                    sample_rate=gen.sample_rate,
+                    hop_length=gen.hop_length,
+                    parameters=cand.parameters,
+                    file_bytes=cand.file_bytes,
+                    note=cand.note,
+                    mrstft=mr,
+                    control=control,
+                    speed=row,
+                )
+            )
+
+    example_list = tuple(
+        Example(
+            hash=sounds[i].hash,
+            label=f"{sounds[i].label}/{Path(sounds[i].source).name}",
+            reference=data[i][0],
+            generated={name: audio[i] for name, audio in kept.items()},
+            sample_rate=corpus.config.sample_rate,
+        )
+        for i in range(n_examples)
+    )
+    settings = EvalSettings(
+        corpus=str(Path(corpus.path).resolve()),
+        test_sounds_available=available,
+        limit=limit,
+        control_limit=control_limit,
+        seed=seed,
+        scales=scales,
+        descriptors=tuple(descriptors),
+        speed=speed,
+        speed_seconds=speed_seconds,
+        speed_repeats=speed_repeats,
+        baselines=any(c.kind == "baseline" for c in candidates),
+    )
+    return EvalReport(
+        settings=settings,
+        machine=machine_info(),
+        mrstft_sounds=tuple(s.hash for s in sounds),
+        control_sounds=tuple(sounds[i].hash for i in control_idx),
+        f0_sounds=tuple(sounds[i].hash for i in f0_idx),
+        results=tuple(results),
+        examples=example_list,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables and reports
+# ------------------------------------------------------------------------------------------------
+def _fmt(x: float | None, digits: int = 2) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def _fmt_count(n: int | None) -> str:
+    if n is None:
+        return "—"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f} k"
+    return str(n)
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "—"
+    if n >= 1024 * 1024:
+        return f"{n / 1024 / 1024:.1f} MiB"
+    return f"{n / 1024:.0f} KiB"
+
+
+def table_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the results table (shared by the rich and the Markdown renderings).
+
+    Columns: name, kind (``baseline`` or the model class), MR-STFT median (mean), one ``slope / ρ``
+    cell per descriptor (f0's header gives its number of tonal sounds), × real time, parameters,
+    file size.
+    """
+    descs = report.settings.descriptors
+    header = ["name", "kind", "MR-STFT med (mean)"]
+    for d in descs:
+        header.append(f"{d} slope / ρ" + (f" (n={len(report.f0_sounds)})" if d == "f0" else ""))
+    header += ["× real time", "params", "size"]
+    rows: list[list[str]] = []
+    for r in report.results:
+        cells = [r.name, r.cls if r.kind == "model" else r.kind, f"{_fmt(r.mrstft.median)} ({_fmt(r.mrstft.mean)})"]
+        for d in descs:
+            e = r.control.get(d)
+            if e is None or e.n_sounds == 0:
+                cells.append("—")
+            else:
+                cell = f"{_fmt(e.slope)} / {_fmt(e.rho)}"
+                if 0 < e.n_valid < e.n_sounds:
+                    cell += f" [{e.n_valid}/{e.n_sounds}]"
+                cells.append(cell)
+        cells.append(_bench_factor(r.speed.realtime_factor) if r.speed is not None else "—")
+        cells.append(_fmt_count(r.parameters))
+        cells.append(_fmt_bytes(r.file_bytes))
+        rows.append(cells)
+    return header, rows
+
+
+def _title(report: EvalReport) -> str:
+    s = report.settings
+    return (
+        f"eval — {Path(s.corpus).name}: MR-STFT on {len(report.mrstft_sounds)} of {s.test_sounds_available} test "
+        f"sounds, control on {len(report.control_sounds)} (f0: {len(report.f0_sounds)} tonal), seed {s.seed}"
+    )
+
+
+def _caption(report: EvalReport) -> str:
+    m = report.machine
+    parts = [
+        "MR-STFT: lower is better (silence ≈ 3.7 on real one-shots); control slope and ρ: ideal 1, "
+        "[valid/measured] when some outputs were silent; × real time: 1 thread, 1 s impact",
+        f"{m.get('cpu', '?')} · {m.get('logical_cpus', '?')} CPUs · torch {m.get('torch', '?')} · "
+        f"neurorack {m.get('neurorack', '?')}",
+    ]
+    return "\n".join(parts)
+
+
+def render_table(report: EvalReport) -> Any:
+    """A :class:`rich.table.Table` of the report (one row per generator)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    header, rows = table_rows(report)
+    table = Table(
+        title=escape(_title(report)),
+        title_justify="left",
+        caption=escape(_caption(report)),
+        caption_justify="left",
+    )
+    for i, h in enumerate(header):
+        h = h.replace("MR-STFT ", "MR-STFT\n").replace(" slope / ρ", "\nslope / ρ")
+        table.add_column(escape(h), justify="left" if i < 2 else "right")
+    for cells in rows:
+        table.add_row(*(escape(c) for c in cells))
+    return table
+
+
+def render_markdown(report: EvalReport, command: str = "") -> str:
+    """``summary.md``: title, the table in Markdown, notes, and the command that produced it."""
+    header, rows = table_rows(report)
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    out = [f"# {_title(report)}", "", line(header), "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    out += [line(cells) for cells in rows]
+    out += ["", *(f"{p}  " for p in _caption(report).splitlines()), ""]
+    if command:
+        out += ["Produced by:", "", "```sh", command, "```", ""]
+    return "\n".join(out)
+
+
+def write_report(report: EvalReport, folder: str | os.PathLike[str], *, command: str = "") -> list[Path]:
+    """Write ``eval.json``, ``summary.md``, one spectrogram comparison per kept example
+    (``spectrogram-<hash[:12]>.png``) and one control-response plot per descriptor
+    (``control-<descriptor>.png``) into ``folder`` (created).
+
+    Returns:
+        the files written.
+
+    Raises:
+        NeurorackError: the folder cannot be created or written.
+    """
+    from neurorack.atomic import write_json, write_text
+
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NeurorackError(f"cannot create report folder {out}: {exc.strerror or exc}") from None
+    written: list[Path] = []
+    try:
+        written.append(write_json(out / "eval.json", report.to_dict()))
+        written.append(write_text(out / "summary.md", render_markdown(report, command)))
+        for ex in report.examples:
+            written.append(plot_example(ex, out / f"spectrogram-{ex.hash[:12]}.png"))
+        for d in report.settings.descriptors:
+            if any(r.control.get(d) is not None and r.control[d].n_sounds > 0 for r in report.results):
+                written.append(plot_control(report, d, out / f"control-{d}.png"))
+    except OSError as exc:
+        raise NeurorackError(f"cannot write the report in {out}: {exc.strerror or exc}") from None
+    return written
+
+
+def plot_example(example: Example, path: str | os.PathLike[str]) -> Path:
+    """One figure: the real sound's spectrogram above each generator's reconstruction. Returns the PNG path."""
+    import matplotlib.pyplot as plt
+
+    from neurorack.plots import save_figure, spectrogram_axes
+
+    panels = [("real", example.reference), *example.generated.items()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.6 * len(panels) + 0.6), sharex=True, squeeze=False)
+    for ax, (name, audio) in zip(axes[:, 0], panels, strict=True):
+        spectrogram_axes(ax, audio, example.sample_rate, name)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(f"{example.label} ({example.hash[:12]})", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_control(report: EvalReport, descriptor: str, path: str | os.PathLike[str]) -> Path:
+    """Measured vs requested scale of one descriptor, log-log, one line per generator (ideal: the diagonal).
+
+    Each line is :attr:`ControlEntry.response` (median over valid sounds of measured / measured at scale 1).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    from neurorack.plots import save_figure
+
+    scales = np.asarray(report.settings.scales)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(scales, scales, color="0.6", linestyle="--", linewidth=1, label="ideal (slope 1)")
+    for r in report.results:
+        e = r.control.get(descriptor)
+        if e is None or e.n_valid == 0:
+            continue
+        ax.plot(scales, e.response, marker="o", linewidth=1.3, label=f"{r.name} (slope {_fmt(e.slope)})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [0.125, 0.25, 0.5, 0.71, 1.0, 1.41, 2.0, 4.0, 8.0]
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        axis.set_minor_locator(NullLocator())
+    ax.set_xlabel("requested scale s")
+    ax.set_ylabel("measured / measured at s = 1")
+    n = len(report.f0_sounds) if descriptor == "f0" else len(report.control_sounds)
+    ax.set_title(f"control response: {descriptor} ({n} {'tonal ' if descriptor == 'f0' else ''}sounds)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,285 @@
+"""``neurorack eval`` and :mod:`neurorack.evaluation`: JSON contract, report files, clean failures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from neurorack.cli import main
+from neurorack.cli.eval_cmd import DEFAULT_CONTROL_LIMIT as CLI_CONTROL_LIMIT
+from neurorack.corpus import Corpus, build_corpus
+from neurorack.descriptors import DescriptorConfig, describe
+from neurorack.errors import NeurorackError
+from neurorack.evaluation import (
+    DEFAULT_CONTROL_LIMIT,
+    SCHEMA,
+    TABLE_DESCRIPTORS,
+    ControlEntry,
+    EvalReport,
+    evaluate,
+    is_tonal,
+    load_candidates,
+    render_markdown,
+    render_table,
+    select_test_sounds,
+)
+from neurorack.metrics.control import DEFAULT_SCALES
+from neurorack.model_file import export_model
+from neurorack.models import TINY_CONFIGS, build_model, model_names
+
+SR = 44_100
+GENERATOR_KEYS = {
+    "name",
+    "kind",
+    "class",
+    "source",
+    "sample_rate",
+    "hop_length",
+    "parameters",
+    "file_bytes",
+    "note",
+    "mrstft",
+    "control",
+    "speed",
+}
+CONTROL_KEYS = {"slope", "rho", "n_sounds", "n_valid", "response"}
+
+
+def _hit(i: int, rng: np.random.Generator) -> np.ndarray:
+    """A drum-like one-shot: tonal (tom / kick with a short click) or noisy (snare / hat)."""
+    seconds = 0.12 + 0.03 * (i % 4)
+    t = np.arange(int(seconds * SR)) / SR
+    if i % 2 == 0:
+        f0 = 70.0 + 37.0 * i
+        x = np.sin(2 * np.pi * f0 * t) * np.exp(-t * (8 + i)) + 0.05 * rng.standard_normal(t.size) * np.exp(-t * 80)
+    else:
+        noise = rng.standard_normal(t.size)
+        if i % 3 == 0:
+            noise = np.diff(noise, prepend=0.0)  # brighter
+        x = noise * np.exp(-t * (15 + 2 * i)) + 0.3 * np.sin(2 * np.pi * (180 + 10 * i) * t) * np.exp(-t * 30)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny corpus (with a non-empty test split) and a tiny ddsp-impact model file at its rate."""
+    root = tmp_path_factory.mktemp("eval")
+    src = root / "hits"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(30):
+        sf.write(src / f"hit{i:02d}.wav", _hit(i, rng), SR, subtype="FLOAT")
+    corpus = root / "corpus"
+    build_corpus([src], corpus, jobs=1, progress=False)
+    assert len(Corpus.open(corpus).sounds("test")) >= 3
+    model_names()
+    model = build_model("ddsp-impact", **TINY_CONFIGS["ddsp-impact"])
+    model.set_statistics(torch.zeros(7), torch.ones(7))
+    path = export_model(model.eval(), root / "tiny.safetensors")
+    return corpus, path
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error:") and "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_eval_json_through_the_cli(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    corpus, model = setup
+    args = ["eval", str(model), "--corpus", str(corpus), "--json", "--limit", "3", "--control-limit", "2"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)  # nothing but JSON on stdout
+    assert set(doc) == {"schema", "settings", "machine", "sounds", "generators"}
+    assert doc["schema"] == SCHEMA == "neurorack-eval/1"
+    settings = doc["settings"]
+    assert settings["limit"] == 3 and settings["control_limit"] == 2 and settings["seed"] == 0
+    assert settings["split"] == "test" and settings["corpus"] == str(corpus.resolve())
+    assert settings["descriptors"] == list(TABLE_DESCRIPTORS)
+    assert settings["scales"] == list(DEFAULT_SCALES)
+    assert settings["speed"] == {"seconds": 1.0, "repeats": 5, "threads": 1}
+    assert {"cpu", "logical_cpus", "torch", "neurorack"} <= set(doc["machine"])
+    sounds = doc["sounds"]
+    assert len(sounds["mrstft"]) == 3 and sounds["control"] == sounds["mrstft"][:2]
+    assert set(sounds["f0"]) <= set(sounds["mrstft"]) and len(sounds["f0"]) <= 2
+    gens = {g["name"]: g for g in doc["generators"]}
+    assert [g["name"] for g in doc["generators"]] == ["tiny", "silence", "dsp", "nearest"]
+    for g in doc["generators"]:
+        assert set(g) == GENERATOR_KEYS
+        assert g["mrstft"]["n"] == 3 and len(g["mrstft"]["values"]) == 3
+        assert g["mrstft"]["median"] == pytest.approx(float(np.median(g["mrstft"]["values"])))
+        assert list(g["control"]) == list(TABLE_DESCRIPTORS)
+        for name, entry in g["control"].items():
+            assert set(entry) == CONTROL_KEYS
+            assert entry["n_sounds"] == (len(sounds["f0"]) if name == "f0" else 2)
+            assert len(entry["response"]) == len(DEFAULT_SCALES)
+        assert g["speed"]["name"] == g["name"] and g["speed"]["realtime_factor"] > 0
+        assert g["sample_rate"] == SR
+    model_row = gens["tiny"]
+    assert model_row["kind"] == "model" and model_row["class"] == "ddsp-impact"
+    assert model_row["parameters"] > 0 and model_row["file_bytes"] == model.stat().st_size
+    assert model_row["source"] == str(model)
+    assert gens["dsp"]["kind"] == "baseline" and gens["dsp"]["parameters"] is None
+    assert gens["nearest"]["note"].endswith("train sounds")
+    # real-ish hits: the DSP synth beats silence, and follows the loudness control
+    assert gens["silence"]["mrstft"]["median"] > gens["dsp"]["mrstft"]["median"]
+    assert gens["dsp"]["control"]["rms"]["slope"] == pytest.approx(1.0, abs=0.15)
+    # silence is unmeasurable: no valid rms result, written as null rather than NaN
+    assert gens["silence"]["control"]["rms"]["n_valid"] == 0
+    assert gens["silence"]["control"]["rms"]["slope"] is None
+
+
+def test_eval_report_and_table(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus, model = setup
+    out = tmp_path / "report"
+    args = ["eval", str(model), "--corpus", str(corpus), "--limit", "2", "--control-limit", "1", "--no-speed"]
+    assert main([*args, "--report", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "MR-STFT" in captured.out and "│ tiny" in captured.out and "│ nearest" in captured.out
+    assert "dsp: done" in captured.err and "wrote" in captured.err  # progress on stderr
+    doc = json.loads((out / "eval.json").read_text())
+    assert doc["schema"] == SCHEMA and doc["settings"]["speed"] is None and doc["settings"]["baselines"]
+    assert [g["name"] for g in doc["generators"]] == ["tiny", "silence", "dsp", "nearest"]
+    assert all(g["speed"] is None for g in doc["generators"])
+    summary = (out / "summary.md").read_text()
+    assert "| name | kind |" in summary and "| tiny | ddsp-impact |" in summary and "| silence | baseline |" in summary
+    assert "neurorack eval " in summary and "--no-speed" in summary and "--limit 2" in summary
+    spectrograms = sorted(out.glob("spectrogram-*.png"))
+    assert [p.name[12:24] for p in spectrograms] == sorted(h[:12] for h in doc["sounds"]["mrstft"])
+    for d in TABLE_DESCRIPTORS:
+        if d != "f0" or doc["sounds"]["f0"]:
+            assert (out / f"control-{d}.png").stat().st_size > 1000
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_eval_baselines_only_and_no_control(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    corpus, _ = setup
+    args = ["eval", "--corpus", str(corpus), "--json", "--limit", "1", "--control-limit", "0", "--no-speed"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [g["name"] for g in doc["generators"]] == ["silence", "dsp", "nearest"]
+    assert doc["sounds"]["control"] == [] and doc["sounds"]["f0"] == []
+    for g in doc["generators"]:
+        assert all(e["n_sounds"] == 0 and e["slope"] is None for e in g["control"].values())
+
+
+def test_evaluate_api_and_renderings(setup: tuple[Path, Path]) -> None:
+    corpus_dir, model = setup
+    corpus = Corpus.open(corpus_dir)
+    candidates = load_candidates([model, model], corpus, baselines=False)
+    assert [c.name for c in candidates] == ["tiny", "tiny#2"]
+    run = corpus_dir.parent / "run7"
+    run.mkdir(exist_ok=True)
+    (run / "model.safetensors").write_bytes(model.read_bytes())
+    assert [c.name for c in load_candidates([run / "model.safetensors"], corpus, baselines=False)] == ["run7"]
+    calls: list[tuple[str, int, int]] = []
+    report = evaluate(
+        candidates[:1],
+        corpus,
+        limit=2,
+        control_limit=1,
+        descriptors=("rms", "centroid"),
+        speed=False,
+        examples=1,
+        progress=lambda task, done, total: calls.append((task, done, total)),
+    )
+    assert isinstance(report, EvalReport)
+    assert report.result("tiny").mrstft.n == 2
+    assert list(report.result("tiny").control) == ["rms", "centroid"]
+    assert len(report.examples) == 1 and set(report.examples[0].generated) == {"tiny"}
+    assert calls[-1][1] == calls[-1][2] == 2 + 2 * len(DEFAULT_SCALES)
+    assert all(task.startswith("tiny: ") for task, _, _ in calls)
+    assert render_table(report).row_count == 1
+    assert render_markdown(report, "neurorack eval x").count("\n| tiny |") == 1
+    with pytest.raises(KeyError):
+        report.result("dsp")
+    with pytest.raises(NeurorackError, match="unique"):
+        evaluate([candidates[0], candidates[0]], corpus, limit=1, speed=False)
+    with pytest.raises(NeurorackError, match="limit"):
+        select_test_sounds(corpus, 0)
+    assert DEFAULT_CONTROL_LIMIT == CLI_CONTROL_LIMIT
+
+
+def test_is_tonal() -> None:
+    config = DescriptorConfig()
+    t = np.arange(SR // 2) / SR
+    env = np.exp(-t * 6)
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t) * env).astype(np.float32)
+    noise = (0.5 * np.random.default_rng(0).standard_normal(t.size) * env).astype(np.float32)
+    glide = (0.5 * np.sin(2 * np.pi * np.cumsum(400 * np.exp(-t * 8) + 60) / SR) * env).astype(np.float32)
+    assert is_tonal(describe(tone, SR), config)
+    assert not is_tonal(describe(noise, SR), config)
+    assert not is_tonal(describe(glide, SR), config)
+    assert not is_tonal(np.zeros((10, 7), dtype=np.float32), config)
+
+
+def test_control_entry_without_sounds_is_null_in_json() -> None:
+    entry = ControlEntry.empty("f0", DEFAULT_SCALES)
+    assert entry.n_sounds == 0 and math.isnan(entry.slope)
+    assert all(math.isnan(v) for v in entry.response)
+
+
+def test_eval_cli_errors(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus, model = setup
+    fast = ["--json", "--limit", "1", "--control-limit", "0", "--no-speed"]
+
+    assert main(["eval", str(model), "--corpus", str(tmp_path / "missing"), *fast]) == 2
+    assert "no such corpus" in _one_line_error(capsys)
+
+    assert main(["eval", str(model), *fast]) == 2
+    assert "--corpus" in _one_line_error(capsys)
+
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model at all")
+    assert main(["eval", str(junk), "--corpus", str(corpus), *fast]) == 2
+    assert "junk.safetensors" in _one_line_error(capsys)
+
+    assert main(["eval", str(tmp_path / "nope.safetensors"), "--corpus", str(corpus), *fast]) == 2
+    assert "no such model file" in _one_line_error(capsys)
+
+    other = build_model("ddsp-impact", **{**TINY_CONFIGS["ddsp-impact"], "sample_rate": 22_050})
+    other_path = export_model(other.eval(), tmp_path / "other.safetensors")
+    assert main(["eval", str(other_path), "--corpus", str(corpus), *fast]) == 2
+    assert "22050 Hz" in _one_line_error(capsys)
+
+    assert main(["eval", "--corpus", str(corpus), "--no-baselines", *fast]) == 2
+    assert "nothing to evaluate" in _one_line_error(capsys)
+
+    assert main(["eval", str(model), "--corpus", str(corpus), "--json", "--limit", "0"]) == 2
+    assert "--limit" in _one_line_error(capsys)
+
+    assert main(["eval", str(model), "--corpus", str(corpus), "--json", "--control-limit", "-1"]) == 2
+    assert "--control-limit" in _one_line_error(capsys)
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["eval", str(model), "--corpus", str(corpus), *fast, "--report", str(blocker)]) == 2
+    assert "not a folder" in _one_line_error(capsys)
+
+
+def test_eval_corpus_without_test_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "hits"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    # one sound only; pick one whose hash does not land in the test split
+    for i in range(8):
+        for p in src.iterdir():
+            p.unlink()
+        sf.write(src / "hit.wav", _hit(i, rng), SR, subtype="FLOAT")
+        corpus = tmp_path / f"corpus{i}"
+        build_corpus([src], corpus, jobs=1, progress=False)
+        if not Corpus.open(corpus).sounds("test"):
+            break
+    else:  # pragma: no cover - 8 sounds all in test is a 1e-8 event
+        pytest.skip("every candidate sound landed in the test split")
+    assert main(["eval", "--corpus", str(corpus), "--json", "--no-speed"]) == 2
+    assert "test split" in _one_line_error(capsys)
