@@ -63,9 +63,10 @@ def test_describe_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_demo_renders_and_describes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--preset", "kick", "--preset", "hat"]) == 0
+    assert main(["demo", "--out", str(out), "--preset", "kick", "--preset", "hat", "--baseline", "dsp"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["hat.png", "hat.wav", "kick.png", "kick.wav"]
     y, sr = sf.read(out / "kick.wav")
     assert sr == 44_100 and np.isfinite(y).all() and np.abs(y).max() > 0.01
     assert "requested" in capsys.readouterr().out
     assert main(["demo", "--out", str(out), "--preset", "cowbell"]) == 2
+    assert main(["demo", "--out", str(out), "--model", str(tmp_path / "missing.safetensors")]) == 2

@@ -322,3 +322,15 @@ def describe(
     finally:
         torch.set_num_threads(previous)
     return out.numpy().astype(np.float32, copy=False)
+
+
+def describe_with(audio: np.ndarray, config: DescriptorConfig) -> np.ndarray:
+    """:func:`describe` with every analysis setting (rate, frame, hop, YIN range) taken from ``config``."""
+    return describe(
+        audio,
+        config.sample_rate,
+        frame_length=config.frame_length,
+        hop_length=config.hop_length,
+        fmin=config.fmin,
+        fmax=config.fmax,
+    )

@@ -14,6 +14,7 @@ from neurorack.cli.console import console, err_console
 from neurorack.cli.describe_cmd import active_frames
 from neurorack.descriptors import DESCRIPTOR_NAMES, DescriptorConfig, describe
 from neurorack.errors import NeurorackError
+from neurorack.generators.base import Generator
 from neurorack.presets import PRESETS, impact_curves
 
 
@@ -22,22 +23,35 @@ def demo_command(
     presets: Annotated[
         list[str] | None, typer.Option("--preset", "-p", help=f"Impacts to render: {', '.join(PRESETS)}.")
     ] = None,
-    generator: Annotated[str, typer.Option(help="Generator to render with.")] = "dsp",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model file or bundled name [default: the bundled model].")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Render with a baseline instead of a model: silence or dsp.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Noise seed.")] = 0,
 ) -> None:
-    """Render drawn impacts with a generator, then measure their descriptors back.
+    """Render drawn impacts with the bundled model (or --model / --baseline), then measure them back.
 
     Writes OUT/<preset>.wav and OUT/<preset>.png (spectrogram, requested vs
     measured descriptor curves) and prints how closely each descriptor followed.
     """
-    from neurorack.generators.registry import build_baseline
-
     names = presets or list(PRESETS)
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise NeurorackError(f"unknown preset {unknown[0]!r}; choose from {', '.join(PRESETS)}")
-    config = DescriptorConfig()
-    gen = build_baseline(generator, config)
+    gen: Generator
+    if baseline is not None:
+        if model is not None:
+            raise NeurorackError("choose --model or --baseline, not both")
+        from neurorack.generators.registry import build_baseline
+
+        gen = build_baseline(baseline, DescriptorConfig())
+    else:
+        from neurorack.model_file import load_model
+
+        gen = load_model(model)
+    config = gen.descriptor_config
     table = Table(title=f"{gen.name}: measured / requested (median over active frames)", title_justify="left")
     table.add_column("impact")
     for name in DESCRIPTOR_NAMES:

@@ -105,7 +105,7 @@ def generate_command(
     e.g. --set brightness=+30% --set rms=x0.5 --set f0=80 --set centroid=3kHz.
     """
     from neurorack.audio_io import write_audio
-    from neurorack.descriptors import describe
+    from neurorack.descriptors import describe_with
     from neurorack.model_file import load_model
 
     if out.suffix.lower() not in AUDIO_SUFFIXES:
@@ -139,15 +139,7 @@ def generate_command(
     if plot is not None:
         from neurorack.plots import plot_descriptors
 
-        cfg = model.descriptor_config
-        measured = describe(
-            audio,
-            model.sample_rate,
-            frame_length=cfg.frame_length,
-            hop_length=cfg.hop_length,
-            fmin=cfg.fmin,
-            fmax=cfg.fmax,
-        )[: len(curves)]
+        measured = describe_with(audio, model.descriptor_config)[: len(curves)]
         try:
             png = plot_descriptors(
                 [curves, measured],

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from neurorack.descriptors import DESCRIPTOR_NAMES, describe, descriptor_index
+from neurorack.descriptors import DESCRIPTOR_NAMES, describe_with, descriptor_index
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator, check_descriptors
 
@@ -167,14 +167,7 @@ def control_response(
         edited = curves.copy()
         edited[:, col] *= np.float32(s)
         audio = generator.generate(edited, seed=seed)
-        out = describe(
-            audio,
-            cfg.sample_rate,
-            frame_length=cfg.frame_length,
-            hop_length=cfg.hop_length,
-            fmin=cfg.fmin,
-            fmax=cfg.fmax,
-        )[:n_frames, col]
+        out = describe_with(audio, cfg)[:n_frames, col]
         measured[i] = float(np.median(out[mask[: out.shape[0]]]))
     at_floor = measured <= floor
     measured = np.maximum(measured, floor)

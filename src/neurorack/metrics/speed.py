@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neurorack.descriptors import DescriptorConfig, describe
+from neurorack.descriptors import DescriptorConfig, describe, describe_with
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
 
@@ -174,14 +174,7 @@ def impact_curves(config: DescriptorConfig, seconds: float, seed: int = 0) -> np
     """
     frames = max(1, round(seconds * config.sample_rate / config.hop_length))
     audio = synthetic_impact(config.sample_rate, frames * config.hop_length / config.sample_rate, seed)
-    curves = describe(
-        audio,
-        config.sample_rate,
-        frame_length=config.frame_length,
-        hop_length=config.hop_length,
-        fmin=config.fmin,
-        fmax=config.fmax,
-    )
+    curves = describe_with(audio, config)
     return curves[:frames]
 
 
