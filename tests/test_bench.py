@@ -44,24 +44,39 @@ class Hum(Generator):
 
 
 def test_bench_json_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--json", "--seconds", "0.5", "--repeats", "2"]) == 0
+    assert main(["bench", "--json", "--seconds", "0.5", "--repeats", "2", "--no-sinc-nsf"]) == 0
     out = capsys.readouterr().out
     doc = json.loads(out)  # nothing but JSON on stdout
     assert set(doc) == {"schema", "settings", "machine", "rows"}
     assert doc["schema"] == SCHEMA
     assert doc["settings"] == {"seconds": 0.5, "repeats": 2, "threads": 1, "reference": "dsp"}
     assert set(doc["machine"]) == MACHINE_KEYS
-    assert [r["name"] for r in doc["rows"]] == ["describe", "silence", "dsp"]
-    assert [r["kind"] for r in doc["rows"]] == ["descriptors", "baseline", "baseline"]
+    assert [r["name"] for r in doc["rows"]] == ["describe", "default", "silence", "dsp"]
+    assert [r["kind"] for r in doc["rows"]] == ["descriptors", "model", "baseline", "baseline"]
     for row in doc["rows"]:
         assert set(row) == ROW_KEYS
         assert row["realtime_factor"] > 0 and row["median_seconds"] > 0
         assert row["realtime_factor"] == pytest.approx(row["audio_seconds"] / row["median_seconds"])
         assert row["sample_rate"] == 44_100
-    ref = doc["rows"][2]["realtime_factor"]
+    ref = doc["rows"][3]["realtime_factor"]
     for row in doc["rows"]:
         assert row["ratio"] == pytest.approx(row["realtime_factor"] / ref)
-    assert doc["rows"][2]["ratio"] == 1.0
+    assert doc["rows"][3]["ratio"] == 1.0
+
+
+def test_bench_models_beside_the_sinc_nsf_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model file gets a row, and the faithful sinc-nsf (paper size) is the reference of the ratios."""
+    from neurorack.model_file import export_model
+    from neurorack.models import build_model
+
+    path = export_model(build_model("ddsp-impact", hidden=16, layers=1), tmp_path / "mine.safetensors")
+    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--model", str(path)]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in doc["rows"]] == ["describe", "mine", "sinc-nsf", "silence", "dsp"]
+    assert doc["settings"]["reference"] == "sinc-nsf"
+    assert doc["rows"][2]["ratio"] == 1.0 and doc["rows"][1]["kind"] == "model"
+    assert main(["bench", "--model", str(tmp_path / "missing.safetensors")]) == 2
 
 
 def test_bench_table_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +90,7 @@ def test_bench_table_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None
 
 @pytest.mark.parametrize(
     "args",
-    [["--seconds", "0"], ["--repeats", "0"], ["--reference", "sinc-nsf"], ["--corpus", "/nonexistent/corpus"]],
+    [["--seconds", "0"], ["--repeats", "0"], ["--reference", "no-such-row"], ["--corpus", "/nonexistent/corpus"]],
 )
 def test_bench_cli_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--json", "--repeats", "1", "--seconds", "0.1", *args]) == 2

@@ -44,6 +44,7 @@ import os
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -167,6 +168,32 @@ def default_generators(config: DescriptorConfig, corpus: Corpus | None = None) -
     """The baselines that can be built: silence and dsp, plus nearest when a corpus is given."""
     names = [n for n in BASELINES if n != "nearest" or corpus is not None]
     return [build_baseline(n, config, corpus) for n in names]
+
+
+def model_generators(
+    models: list[str] | None, config: DescriptorConfig, *, reference_model: bool = True
+) -> list[Generator]:
+    """Model rows: the given model files / bundled names (default: the bundled model, when installed),
+    plus ``sinc-nsf`` at its default (paper) size as the speed reference (its speed does not depend on
+    its weights, so an untrained instance is timed).
+
+    Raises:
+        NeurorackError: a model file that cannot be loaded.
+    """
+    from neurorack.model_file import bundled_models, load_model
+    from neurorack.models import ModelGenerator, build_model
+
+    out: list[Generator] = []
+    if models is None:
+        models = ["default"] if "default" in bundled_models() else []
+    for name in models:
+        loaded = load_model(name)
+        loaded.name = Path(name).stem if name.endswith(".safetensors") else name
+        out.append(loaded)
+    if reference_model:
+        nsf = build_model("sinc-nsf", sample_rate=config.sample_rate, hop_length=config.hop_length)
+        out.append(ModelGenerator(nsf))
+    return out
 
 
 def _note(generator: Generator) -> str:

@@ -30,14 +30,24 @@ def bench_command(
     reference: Annotated[
         str | None, typer.Option("--reference", help="Row the ratios are relative to (default: sinc-nsf, else dsp).")
     ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model", "-m", help="Model file or bundled name to time (repeatable; default: the bundled model)."
+        ),
+    ] = None,
+    no_sinc_nsf: Annotated[
+        bool, typer.Option("--no-sinc-nsf", help="Leave out the faithful sinc-nsf reference row (slow: ~1× real time).")
+    ] = False,
 ) -> None:
     """Time the descriptors and every generator on one CPU thread (× real time, median of runs).
 
-    Rows: describe (44.1 kHz), the silence and dsp baselines, nearest with --corpus. The
-    input is a synthetic impact's descriptor curves; speed depends on the machine and on
-    its load, so compare rows of one run.
+    Rows: describe (44.1 kHz), the bundled model (or each --model), the faithful sinc-nsf at the
+    paper's size (the reference of the ratios), the silence and dsp baselines, nearest with
+    --corpus. The input is a synthetic impact's descriptor curves; speed depends on the machine
+    and on its load, so compare rows of one run.
     """
-    from neurorack.bench import default_generators, render_table, run_bench
+    from neurorack.bench import default_generators, model_generators, render_table, run_bench
 
     if not seconds > 0:
         raise NeurorackError(f"--seconds must be positive, got {seconds}")
@@ -50,7 +60,8 @@ def bench_command(
 
         opened = Corpus.open(corpus)
         config = opened.config
-    generators = default_generators(config, opened)
+    generators = model_generators(models, config, reference_model=not no_sinc_nsf)
+    generators += default_generators(config, opened)
 
     def progress(name: str) -> None:
         if not json_out:

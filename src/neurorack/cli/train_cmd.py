@@ -34,7 +34,7 @@ def train_command(
     minutes: Annotated[
         float | None,
         typer.Option(
-            "--minutes", help="Total training time of the run (resumes included). \\[default: 30]", show_default=False
+            "--minutes", help="Total training time of the run (resumes included). \\[default: 27]", show_default=False
         ),
     ] = None,
     resume: Annotated[
