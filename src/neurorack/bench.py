@@ -44,7 +44,6 @@ import os
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -180,7 +179,7 @@ def model_generators(
     Raises:
         NeurorackError: a model file that cannot be loaded.
     """
-    from neurorack.model_file import bundled_models, load_model
+    from neurorack.model_file import bundled_models, load_model, model_label
     from neurorack.models import ModelGenerator, build_model
 
     out: list[Generator] = []
@@ -188,7 +187,7 @@ def model_generators(
         models = ["default"] if "default" in bundled_models() else []
     for name in models:
         loaded = load_model(name)
-        loaded.name = Path(name).stem if name.endswith(".safetensors") else name
+        loaded.name = model_label(loaded, name)
         out.append(loaded)
     if reference_model:
         nsf = build_model("sinc-nsf", sample_rate=config.sample_rate, hop_length=config.hop_length)

@@ -126,6 +126,13 @@ class DescriptorConfig:
         return cls(**{k: v for k, v in data.items() if k in fields})
 
 
+def frame_rms(audio: Tensor, frame_length: int, hop_length: int) -> Tensor:
+    """``audio: [B, T] -> [B, 1 + T // hop]``: rms of zero-padded frames centred on ``f * hop`` (librosa's rms)."""
+    half = frame_length // 2
+    frames = nn.functional.pad(audio, (half, half)).unfold(-1, frame_length, hop_length)
+    return frames.square().mean(-1).clamp_min(0).sqrt()
+
+
 class Descriptors(nn.Module):
     """Batched, librosa-compatible descriptors in torch.
 
@@ -164,8 +171,7 @@ class Descriptors(nn.Module):
     # -- descriptors -------------------------------------------------------------------------
     def rms(self, audio: Tensor) -> Tensor:
         """``[B, T] -> [B, F]`` root mean square of each zero-padded centred frame."""
-        frames = self._frames(audio, "constant")
-        return frames.square().mean(-1).clamp_min(0).sqrt()
+        return frame_rms(audio, self.config.frame_length, self.config.hop_length)
 
     def zcr(self, audio: Tensor) -> Tensor:
         """``[B, T] -> [B, F]`` zero-crossing rate (edge-padded frames, |x| <= 1e-10 counts as +0).

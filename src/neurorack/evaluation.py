@@ -446,7 +446,7 @@ def load_candidates(
         NeurorackError: unreadable model file, a model whose sample rate / hop / frame differ from
             the corpus's analysis, no train sound for ``nearest``, or nothing to evaluate.
     """
-    from neurorack.model_file import load_model
+    from neurorack.model_file import load_model, model_label
 
     taken: set[str] = set(BASELINES) if baselines else set()
     out: list[Candidate] = []
@@ -455,12 +455,9 @@ def load_candidates(
         source = str(loaded.path) if loaded.path is not None else os.fspath(spec)
         check_compatible(loaded, corpus.config, source)
         path = loaded.path
-        stem = path.name.removesuffix(".safetensors") if path is not None else os.fspath(spec)
-        if stem == "model" and path is not None and path.parent.name:
-            stem = path.parent.name  # training runs write <run>/model.safetensors
         out.append(
             Candidate(
-                name=_unique(stem, taken),
+                name=_unique(model_label(loaded, spec), taken),
                 kind="model",
                 cls=loaded.model.name,
                 generator=loaded,

@@ -438,3 +438,15 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The verified ``neurorack`` metadata of a model file, without building the model."""
     meta, _ = read_model_file(resolve_model_path(path))
     return meta
+
+
+def model_label(model: LoadedModel, spec: str | os.PathLike[str]) -> str:
+    """Table label of a loaded model: its file's stem (the bundled name as given), or the run folder's
+    name for a training run's ``<run>/model.safetensors``."""
+    path = model.path
+    if path is None:
+        return os.fspath(spec)
+    stem = path.name.removesuffix(SUFFIX)
+    if stem == "model" and path.parent.name:
+        return path.parent.name  # training runs write <run>/model.safetensors
+    return stem

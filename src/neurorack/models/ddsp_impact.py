@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from neurorack.descriptors import frame_rms
 from neurorack.models.base import ImpactModel
 from neurorack.models.registry import register_model
-from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase, hann_lobe_table, log_band_matrix
+from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase
 
 
 class _ResBlock(nn.Module):
@@ -100,8 +101,8 @@ class DDSPImpact(ImpactModel):
         self.loudness_lock = loudness_lock
         # expected STFT magnitude per unit: a partial of amplitude 1 (mass over its lobe) and a
         # noise band of gain 1 (mass over its bins), and the power each one carries
-        lobe = np.abs(hann_lobe_table(n_fft, 3, 16))[::16]
-        bands = log_band_matrix(n_bands, n_fft // 2 + 1, sample_rate)
+        lobe = torch.view_as_complex(self.synth.lobe).abs()[:: self.synth.oversample].numpy()  # integer bins
+        bands = self.synth.bands.numpy()
         width = bands.sum(axis=1)
         noise_mag = math.sqrt(math.pi * 3 * n_fft / 8) / 2  # E|X| of Hann-windowed unit white noise
         self.register_buffer("band_mass", torch.tensor(width * noise_mag, dtype=torch.float32), persistent=False)
@@ -246,14 +247,8 @@ class DDSPImpact(ImpactModel):
         :func:`neurorack.descriptors.describe`. The gain is detached and limited to +-40 dB.
         """
         with torch.no_grad():
-            half = self.frame_length // 2
-            energy = nn.functional.pad(audio.square(), (half, half)).cumsum(-1)
-            energy = nn.functional.pad(energy, (1, 0))
-            starts = torch.arange(rms.shape[1], device=audio.device) * self.hop_length
-            frame_rms = ((energy[:, starts + self.frame_length] - energy[:, starts]) / self.frame_length)
-            frame_rms = frame_rms.clamp_min(0).sqrt()
-            gain = rms.clamp_min(0) / frame_rms.clamp_min(1e-7)
-            return gain.clamp(1e-2, 1e2)
+            measured = frame_rms(audio, self.frame_length, self.hop_length)[:, : rms.shape[1]]
+            return (rms.clamp_min(0) / measured.clamp_min(1e-7)).clamp(1e-2, 1e2)
 
     def _upsample_envelope(self, env: Tensor, n_out: int) -> Tensor:
         """Linear interpolation of ``env: [B, P]`` (points at the start of equal segments) to ``[B, n_out]``."""
