@@ -44,7 +44,8 @@ class Hum(Generator):
 
 
 def test_bench_json_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--json", "--seconds", "0.5", "--repeats", "2", "--no-sinc-nsf"]) == 0
+    # the engine's figures have their own test (test_engine_bench.py)
+    assert main(["bench", "--json", "--seconds", "0.5", "--repeats", "2", "--no-sinc-nsf", "--no-engine"]) == 0
     out = capsys.readouterr().out
     doc = json.loads(out)  # nothing but JSON on stdout
     assert set(doc) == {"schema", "settings", "machine", "rows"}
@@ -70,7 +71,7 @@ def test_bench_models_beside_the_sinc_nsf_reference(tmp_path: Path, capsys: pyte
     from neurorack.models import build_model
 
     path = export_model(build_model("ddsp-impact", hidden=16, layers=1), tmp_path / "mine.safetensors")
-    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--model", str(path)]
+    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--model", str(path)]
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in doc["rows"]] == ["describe", "mine", "sinc-nsf", "silence", "dsp"]
@@ -80,7 +81,7 @@ def test_bench_models_beside_the_sinc_nsf_reference(tmp_path: Path, capsys: pyte
 
 
 def test_bench_table_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--seconds", "0.25", "--repeats", "1", "--reference", "describe"]) == 0
+    assert main(["bench", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--reference", "describe"]) == 0
     captured = capsys.readouterr()
     assert "× real time" in captured.out and "vs describe" in captured.out
     for name in ("describe", "silence", "dsp"):
@@ -108,7 +109,9 @@ def test_bench_with_a_corpus_adds_nearest(tmp_path: Path, capsys: pytest.Capture
         x = np.exp(-12 * t) * (np.sin(2 * np.pi * (80 + 90 * i) * t) + 0.3 * i * rng.standard_normal(t.size))
         sf.write(src / f"hit{i}.wav", (0.4 * x).astype(np.float32), 44_100, subtype="FLOAT")
     build_corpus([src], tmp_path / "corpus", jobs=1, progress=False)
-    assert main(["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--corpus", str(tmp_path / "corpus")]) == 0
+    corpus = str(tmp_path / "corpus")
+    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--corpus", corpus]
+    assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     nearest = doc["rows"][-1]
     assert nearest["name"] == "nearest" and nearest["kind"] == "baseline"

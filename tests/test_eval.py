@@ -25,6 +25,7 @@ from neurorack.evaluation import (
     evaluate,
     is_tonal,
     load_candidates,
+    periodicity,
     render_markdown,
     render_table,
     select_test_sounds,
@@ -220,6 +221,10 @@ def test_is_tonal() -> None:
     assert not is_tonal(describe(noise, SR), config)
     assert not is_tonal(describe(glide, SR), config)
     assert not is_tonal(np.zeros((10, 7), dtype=np.float32), config)
+    # a steady 80 Hz tone is pitched, but halved it falls below YIN's 50 Hz floor: not measurable
+    low = (0.5 * np.sin(2 * np.pi * 80 * t) * env).astype(np.float32)
+    assert not is_tonal(describe(low, SR), config)
+    assert is_tonal(describe(low, SR), config, scales=(1.0, 2.0))
 
 
 def test_control_entry_without_sounds_is_null_in_json() -> None:
@@ -283,3 +288,17 @@ def test_eval_corpus_without_test_split(tmp_path: Path, capsys: pytest.CaptureFi
         pytest.skip("every candidate sound landed in the test split")
     assert main(["eval", "--corpus", str(corpus), "--json", "--no-speed"]) == 2
     assert "test split" in _one_line_error(capsys)
+
+
+def test_periodicity_separates_tones_from_noise() -> None:
+    config = DescriptorConfig()
+    t = np.arange(SR // 2) / SR
+    env = np.exp(-t * 6)
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t) * env).astype(np.float32)
+    noise = (0.5 * np.random.default_rng(0).standard_normal(t.size) * env).astype(np.float32)
+    assert periodicity(tone, describe(tone, SR), config) > 0.95
+    assert periodicity(noise, describe(noise, SR), config) < 0.3
+    assert periodicity(tone, np.zeros((10, 7), dtype=np.float32), config) == 0.0
+    # a tone whose stored curves look steady is still not tonal when its audio is noise
+    assert is_tonal(describe(tone, SR), config, audio=tone)
+    assert not is_tonal(describe(tone, SR), config, audio=noise)

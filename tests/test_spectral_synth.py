@@ -70,3 +70,35 @@ def test_lobe_table_and_bands_are_exact() -> None:
 def test_bad_fft_size() -> None:
     with pytest.raises(ValueError, match="power of two"):
         SpectralSynth(n_fft=1000)
+
+
+def test_harmonic_comb_peaks_mean_and_low_pitch_fade() -> None:
+    synth = SpectralSynth(sample_rate=SR, n_fft=1024)
+    bin_hz = SR / 1024
+    f0 = torch.tensor([[16 * bin_hz, 1.0 * bin_hz]])  # 16 bins per period, and one bin (too low)
+    comb = synth.harmonic_comb(f0, depth=1.0)
+    assert comb.shape == (1, 2, 513)
+    full = comb[0, 0]
+    assert full.mean().item() == pytest.approx(1.0, abs=1e-5)
+    # raised cosine normalised by its mean: 2 at multiples of f0 (bins 0, 16, 32 ...), 0 half way between
+    assert full[::16].tolist() == pytest.approx([2.0] * len(full[::16]), abs=2e-2)
+    assert full[8::16].tolist() == pytest.approx([0.0] * len(full[8::16]), abs=2e-2)
+    # below 2 bins per period the comb cannot be drawn: it fades to a flat 1
+    assert torch.allclose(comb[0, 1], torch.ones(513))
+    half = synth.harmonic_comb(torch.tensor([[16 * bin_hz]]), depth=0.5)[0, 0]
+    assert torch.allclose(half, 0.5 + 0.5 * full, atol=1e-5)
+
+
+def test_comb_filtered_noise_has_the_pitch_of_f0() -> None:
+    """Noise through the comb is periodic at f0: YIN (the f0 descriptor) reads f0 back."""
+    from neurorack.descriptors import describe
+
+    synth = SpectralSynth(sample_rate=SR, n_fft=1024, overlap=2)
+    frames = 200
+    gen = torch.Generator().manual_seed(0)
+    noise = synth.white_noise_spectra(1, frames, gen)
+    flat = torch.zeros(1, frames, 0)
+    comb = synth.harmonic_comb(torch.full((1, frames), 440.0), depth=1.0)
+    audio = synth(flat, flat, flat, torch.ones(1, frames, 64), noise, comb)[0].numpy()
+    f0 = describe(audio, SR)[10:-10, 6]
+    assert np.median(f0) == pytest.approx(440.0, rel=0.02)

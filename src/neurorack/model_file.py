@@ -44,7 +44,7 @@ from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig
 from neurorack.errors import ModelFileError, NeurorackError
 from neurorack.models.base import ImpactModel
 from neurorack.models.generator import ModelGenerator
-from neurorack.models.registry import build_model, model_names
+from neurorack.models.registry import model_names, rebuild_model
 
 FORMAT = "neurorack-model"
 FORMAT_VERSION = 1
@@ -390,7 +390,7 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None) -> LoadedMode
     if not isinstance(kwargs, dict):
         raise _fail(path, "corrupt model file (kwargs is not an object)")
     try:
-        model = build_model(cls_name, **kwargs)
+        model = rebuild_model(cls_name, kwargs)
     except (TypeError, ValueError, NeurorackError) as exc:
         raise _fail(path, f"cannot rebuild {cls_name!r} from its stored settings ({exc})") from None
     state = {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}

@@ -39,6 +39,14 @@ def bench_command(
     no_sinc_nsf: Annotated[
         bool, typer.Option("--no-sinc-nsf", help="Leave out the faithful sinc-nsf reference row (slow: ~1× real time).")
     ] = False,
+    engine: Annotated[
+        bool,
+        typer.Option(
+            "--engine/--no-engine",
+            help="Also measure the real-time engine: gate-to-sound latency, callback CPU share, render-ahead "
+            "(JACK dummy server when jackd is installed, else the null backend; ~10 s). JSON key: engine.",
+        ),
+    ] = True,
 ) -> None:
     """Time the descriptors and every generator on one CPU thread (× real time, median of runs).
 
@@ -68,10 +76,23 @@ def bench_command(
             err_console.print(f"[dim]timing {name} …[/]", highlight=False)
 
     report = run_bench(generators, seconds=seconds, repeats=repeats, reference=reference, progress=progress)
+    engine_result = None
+    if engine:
+        from neurorack.engine.bench import bench_engine
+
+        progress("the real-time engine")
+        engine_result = bench_engine(models[0] if models else None)
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        doc = report.to_dict()
+        if engine_result is not None:
+            doc["engine"] = engine_result.to_dict()
+        typer.echo(json.dumps(doc, indent=2))
     else:
         console.print(render_table(report))
+        if engine_result is not None:
+            from neurorack.engine.bench import render_engine_table
+
+            console.print(render_engine_table(engine_result))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ weights) so an exported model needs nothing from the training corpus.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,9 @@ class ImpactModel(nn.Module):
     """
 
     name: str = "impact-model"
+    #: Values of keyword arguments added after files of this model were first exported: a model
+    #: file that does not name one was written before it existed and is rebuilt with this value.
+    legacy_kwargs: ClassVar[dict[str, Any]] = {}
     desc_mean: Tensor
     desc_std: Tensor
 

@@ -36,6 +36,23 @@ def build_model(name: str, **kwargs: Any) -> ImpactModel:
     return MODELS[name](**kwargs)
 
 
+def legacy_kwargs(name: str) -> dict[str, Any]:
+    """:attr:`ImpactModel.legacy_kwargs` of a registered model."""
+    _import_all()
+    if name not in MODELS:
+        raise NeurorackError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    return dict(MODELS[name].legacy_kwargs)
+
+
+def rebuild_model(name: str, kwargs: dict[str, Any]) -> ImpactModel:
+    """Rebuild a model from the keyword arguments stored in a file or run.
+
+    Arguments the model gained after the file was written take their value of that time
+    (:attr:`ImpactModel.legacy_kwargs`), not today's default, so old files sound as they did.
+    """
+    return build_model(name, **{**legacy_kwargs(name), **kwargs})
+
+
 def model_names() -> list[str]:
     _import_all()
     return sorted(MODELS)

@@ -157,11 +157,11 @@ class SegmentDataset(Dataset[dict[str, Tensor]]):
         return self.crop(index, self.crop_start(index))
 
 
-def descriptor_statistics(corpus: Corpus, split: str = "train", max_sounds: int | None = None) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation of :func:`~neurorack.models.base.to_feature_scale` descriptors.
+def active_frames(corpus: Corpus, split: str = "train", max_sounds: int | None = None) -> Tensor:
+    """Descriptor frames ``float64[N, 7]`` (physical units) of a split, active frames only.
 
-    Over the active frames (rms within 60 dB of each sound's loudest frame and above 1e-4) of a split.
-    Returns two float32 tensors ``[7]``, for :meth:`~neurorack.models.base.ImpactModel.set_statistics`.
+    Active: rms within 60 dB of each sound's loudest frame and above 1e-4 (a sound without any keeps
+    all its frames).
 
     Raises:
         CorpusError: the split holds no sound.
@@ -174,6 +174,18 @@ def descriptor_statistics(corpus: Corpus, split: str = "train", max_sounds: int 
         curves = sound.descriptors()
         mask = active_mask(curves[:, 0])
         rows.append(curves[mask] if mask.any() else curves)
-    feats = to_feature_scale(torch.from_numpy(np.concatenate(rows)).double())
+    return torch.from_numpy(np.concatenate(rows)).double()
+
+
+def descriptor_statistics(corpus: Corpus, split: str = "train", max_sounds: int | None = None) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation of :func:`~neurorack.models.base.to_feature_scale` descriptors.
+
+    Over the :func:`active_frames` of a split. Returns two float32 tensors ``[7]``, for
+    :meth:`~neurorack.models.base.ImpactModel.set_statistics`.
+
+    Raises:
+        CorpusError: the split holds no sound.
+    """
+    feats = to_feature_scale(active_frames(corpus, split, max_sounds))
     std = feats.std(dim=0) if feats.shape[0] > 1 else torch.ones(feats.shape[1], dtype=feats.dtype)
     return feats.mean(dim=0).float(), std.float()

@@ -28,7 +28,7 @@ from torch import Tensor
 from neurorack.descriptors import DESCRIPTOR_NAMES
 from neurorack.errors import ModelFileError
 from neurorack.models.base import ImpactModel
-from neurorack.models.registry import build_model
+from neurorack.models.registry import build_model, rebuild_model
 from neurorack.training.losses import (
     DEFAULT_FFT_SIZES,
     DescriptorLoss,
@@ -251,7 +251,7 @@ def load_checkpoint(path: str | Any, map_location: str = "cpu") -> tuple[ImpactM
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or "model_name" not in hparams or "state_dict" not in ckpt:
         raise ModelFileError(f"{path}: not a neurorack training checkpoint")
-    model = build_model(hparams["model_name"], **dict(hparams["model_config"]))
+    model = rebuild_model(hparams["model_name"], dict(hparams["model_config"]))
     prefix = "model."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     model.load_state_dict(state)

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from neurorack.corpus import Corpus, build_corpus
 from neurorack.corpus.manifest import CORPUS_JSON, write_json_atomic
 from neurorack.errors import NeurorackError
-from neurorack.models.registry import TINY_CONFIGS, model_names
+from neurorack.models.registry import TINY_CONFIGS, build_model, legacy_kwargs, model_names
 from neurorack.training.data import SegmentDataset, descriptor_statistics
 from neurorack.training.module import ImpactTrainingModule, load_checkpoint
 
@@ -462,6 +462,8 @@ def train(
     config.update(sample_rate=cfg.sample_rate, hop_length=cfg.hop_length, frame_length=cfg.frame_length)
     if previous is not None and previous["model_config"] != config:
         raise NeurorackError(f"{run} was trained with other analysis settings than the corpus {corpus.path} has")
+    # every setting named (new runs), or the values of the time (runs older than a setting)
+    config = dict(build_model(model, **config).config) if previous is None else {**legacy_kwargs(model), **config}
     learning_rate = lr if lr is not None else (float(previous["lr"]) if previous else default_lr(model))
     if minutes is None and max_steps is None and max_epochs is None:
         minutes = float(previous["minutes"]) if previous and previous.get("minutes") else DEFAULT_MINUTES

@@ -1,0 +1,114 @@
+"""Spectral locks (models/spectral_lock.py): exact tilt, three-descriptor shaping, degenerate frames."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neurorack.models.spectral_lock import ABOVE_ROLLOFF, centroid_tilt, moment_shaping
+
+#: A component layout like ddsp-impact's: 64 log-spaced noise bands plus 32 harmonics of 200 Hz.
+FREQS = torch.cat([torch.tensor(np.geomspace(40.0, 22_050.0, 64), dtype=torch.float32), 200.0 * torch.arange(1, 33)])
+
+
+def spectra(frames: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random magnitude spectra ``[frames, 96]`` (a log-normal bump times jitter, plus a floor)."""
+    gen = torch.Generator().manual_seed(seed)
+    log_f = torch.log(FREQS / 1000.0)
+    centre = torch.randn(frames, 1, generator=gen)
+    width = 0.5 + 3.0 * torch.rand(frames, 1, generator=gen)
+    jitter = torch.rand(frames, FREQS.numel(), generator=gen) ** 0.2
+    return torch.exp(-((log_f - centre) ** 2) / width) * jitter + 1e-3
+
+
+def expected(mass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Magnitude-weighted centroid, bandwidth (Hz) and share of the mass above each frame's roll-off target."""
+    f = FREQS.expand_as(mass)
+    total = mass.sum(-1)
+    centroid = (mass * f).sum(-1) / total
+    bandwidth = ((mass * (f - centroid.unsqueeze(-1)) ** 2).sum(-1) / total).sqrt()
+    return centroid, bandwidth, total
+
+
+def rolloff(mass: torch.Tensor) -> torch.Tensor:
+    """85 % quantile of the component masses (Hz), per frame."""
+    order = FREQS.argsort()
+    f, m = FREQS[order], mass[:, order]
+    cum = m.cumsum(-1) / m.sum(-1, keepdim=True)
+    return f[(cum < 1 - ABOVE_ROLLOFF).sum(-1)]
+
+
+def test_centroid_tilt_exact_two_components() -> None:
+    # equal mass at 1 and 4 kHz: centroid 2.5 kHz; 2 kHz needs weights (1, 4^α) with 4^α = 1/2
+    mass = torch.tensor([[1.0, 1.0]])
+    freqs = torch.tensor([[1000.0, 4000.0]])
+    gains = centroid_tilt(mass, freqs, torch.tensor([2000.0]), iterations=20)
+    assert gains[0, 1] / gains[0, 0] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_moment_shaping_meets_consistent_requests() -> None:
+    mass = spectra(40)
+    # requests taken from other real-looking spectra are reachable: all three must be met
+    donor = spectra(40, seed=1)
+    want_c, want_b, _ = expected(donor)
+    want_r = rolloff(donor)
+    gains = moment_shaping(mass, FREQS.expand_as(mass), want_c, want_b, want_r, iterations=12)
+    got_c, got_b, _ = expected(mass * gains)
+    assert torch.median((got_c / want_c).log().abs()) < 0.01
+    assert torch.median((got_b / want_b).log().abs()) < 0.01
+    # roll-off: the share of mass above the requested frequency is 15 %
+    above = ((mass * gains) * (want_r.unsqueeze(-1) < FREQS)).sum(-1) / (mass * gains).sum(-1)
+    assert torch.median((above - ABOVE_ROLLOFF).abs()) < 0.01
+
+
+@pytest.mark.parametrize("which", ["centroid", "bandwidth", "rolloff"])
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_moment_shaping_follows_the_moved_descriptor(which: str, scale: float) -> None:
+    """One request moved, the others held (SPEC §6 control test): the moved one follows."""
+    mass = spectra(40)
+    c, b, _ = expected(mass)
+    r = rolloff(mass)
+    request = {"centroid": c, "bandwidth": b, "rolloff": r}
+    request[which] = request[which] * scale
+    gains = moment_shaping(mass, FREQS.expand_as(mass), request["centroid"], request["bandwidth"], request["rolloff"])
+    shaped = mass * gains
+    got_c, got_b, _ = expected(shaped)
+    got = {"centroid": got_c, "bandwidth": got_b, "rolloff": rolloff(shaped)}[which]
+    before = {"centroid": c, "bandwidth": b, "rolloff": r}[which]
+    ratio = float(torch.median(got / before))
+    assert math.log(ratio) / math.log(scale) > 0.6  # at least 60 % of the requested move, in log
+
+
+def test_moment_shaping_degenerate_frames_keep_unit_gains() -> None:
+    mass = spectra(4)
+    mass[1] = 0.0  # silent frame
+    c, b, _ = expected(spectra(4, seed=2))
+    c[2] = float("nan")  # non-finite request
+    gains = moment_shaping(mass, FREQS.expand_as(mass), c, b, 2 * c)
+    assert torch.isfinite(gains).all()
+    assert torch.equal(gains[1], torch.ones(FREQS.numel()))
+    assert torch.equal(gains[2], torch.ones(FREQS.numel()))
+    assert torch.allclose(gains.amax(-1), torch.ones(4))  # largest gain 1 in every frame
+
+
+def test_moment_shaping_keeps_shape_dtype_and_has_no_gradient() -> None:
+    mass = spectra(6).reshape(2, 3, -1).requires_grad_(True)
+    freqs = FREQS.expand_as(mass)
+    c = torch.full((2, 3), 3000.0)
+    gains = moment_shaping(mass, freqs, c, c, 2 * c)
+    assert gains.shape == mass.shape and gains.dtype == mass.dtype
+    assert not gains.requires_grad
+
+
+def test_silent_components_do_not_set_the_gain_scale() -> None:
+    """A massless component where the shaping peaks must not push every real one to ~0 (NaN gradients)."""
+    mass = spectra(3)
+    mass[:, FREQS.argmax()] = 0.0  # e.g. a partial above Nyquist, muted
+    c = torch.full((3,), 15_000.0)  # far brighter than the spectra: a steep upward tilt
+    gains = moment_shaping(mass, FREQS.expand_as(mass), c, c / 3, c * 1.3)
+    loudest_with_mass = (gains * (mass > 0)).amax(-1)
+    assert torch.allclose(loudest_with_mass, torch.ones(3))
+    assert gains.min() >= 1e-6
