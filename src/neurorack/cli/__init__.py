@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from neurorack.cli import bench_cmd, corpus_cmd, demo_cmd, describe_cmd, eval_cmd, export_cmd, train_cmd
+from neurorack.cli import bench_cmd, corpus_cmd, demo_cmd, describe_cmd, eval_cmd, export_cmd, play_cmd, train_cmd
 from neurorack.cli.console import err_console
 from neurorack.errors import NeurorackError
 
@@ -32,6 +32,7 @@ demo_cmd.register(app)
 export_cmd.register(app)
 train_cmd.register(app)
 eval_cmd.register(app)
+play_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

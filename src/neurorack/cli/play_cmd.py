@@ -1,0 +1,217 @@
+"""``neurorack play``: the instrument, live (SPEC §4, §7).
+
+Opens the audio backend, renders the first impact, then listens to OSC, MIDI and the audio-rate
+gate/CV inputs until Ctrl-C or SIGTERM; ``--record`` keeps what was played (written atomically,
+also when interrupted). Status goes to stderr as one short line.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from neurorack.cli.console import err_console
+from neurorack.errors import NeurorackError
+
+
+class _StopError(Exception):
+    """SIGTERM or SIGINT arrived."""
+
+
+def _status_line(status: Any, osc: str) -> str:
+    load = status.callback_load * 100.0
+    rec = f" · rec {status.recording}" if status.recording else ""
+    msg = f" · [yellow]{status.message}[/]" if status.message else ""
+    return (
+        f"[bold]{status.model}[/] · {status.backend} {status.sample_rate / 1000:g} kHz/{status.period} · "
+        f"voices {status.voices}/{status.max_voices} · callback {load:.1f} % · render {status.render_ms:.1f} ms · "
+        f"xruns {status.xruns}{osc}{rec}{msg}"
+    )
+
+
+def play_command(
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model file or bundled name (default: the bundled model).")
+    ] = None,
+    audio: Annotated[
+        str,
+        typer.Option(
+            "--audio",
+            help="Audio backend: jack, portaudio, null (no sound card: runs the clock), auto (jack if a server runs).",
+        ),
+    ] = "auto",
+    osc: Annotated[int, typer.Option("--osc", help="OSC UDP port (0: no OSC).")] = 9000,
+    osc_host: Annotated[
+        str, typer.Option("--osc-host", help="Address OSC listens on (default loopback; 0.0.0.0 for the network).")
+    ] = "127.0.0.1",
+    midi: Annotated[
+        bool, typer.Option("--midi", help="Also read ALSA/RtMidi inputs (JACK MIDI is always on with --audio jack).")
+    ] = False,
+    midi_map: Annotated[
+        Path | None, typer.Option("--midi-map", help="TOML MIDI mapping (see README, 'Playing live').")
+    ] = None,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Record the output to this .wav/.flac/.aiff (atomic).")
+    ] = None,
+    period: Annotated[int, typer.Option("--period", help="Frames per period (null backend; JACK uses its own).")] = 128,
+    voices: Annotated[int, typer.Option("--voices", help="Voices at once (the oldest is stolen beyond).")] = 8,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Also run the headless device mode (screen, encoder, LED): dummy, ssd1306, ..."),
+    ] = None,
+    jack_name: Annotated[str, typer.Option("--jack-name", help="JACK client name.")] = "neurorack",
+    connect: Annotated[
+        bool, typer.Option("--connect/--no-connect", help="Connect the JACK output to the playback ports.")
+    ] = True,
+    panel: Annotated[
+        bool, typer.Option("--panel", help="Serve the web faceplate (open the printed address in a browser).")
+    ] = False,
+    host: Annotated[
+        str, typer.Option("--host", help="Address the panel listens on (default loopback; 0.0.0.0 needs a token).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Panel TCP port.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Panel access token (generated and printed when --host is not loopback)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No status line.")] = False,
+) -> None:
+    """Play the instrument: gate 1 plays the current impact, gate 2 re-renders it from the CVs;
+    CV 1 moves between anchors, CV 2–4 drive loudness, brightness and inharmonicity. Controls come
+    from OSC, MIDI (JACK MIDI port `midi_in`; `--midi` for ALSA) and the JACK input ports
+    `gate_1/2`, `cv_1..4`. `--panel` serves the faceplate in a browser (with its own sound when
+    the engine has no audio device). Runs until Ctrl-C.
+    """
+    from neurorack.engine.midi import RtMidiInput, load_midi_map
+    from neurorack.engine.osc import OscServer
+    from neurorack.engine.recorder import check_record_path
+
+    if not 0 <= osc <= 65535:
+        raise NeurorackError(f"--osc must be a UDP port 0..65535 (0 = off), got {osc}")
+    if not 0 <= port <= 65535:
+        raise NeurorackError(f"--port must be a TCP port 0..65535, got {port}")
+    if panel:
+        from neurorack.panel.security import resolve_token
+
+        token = resolve_token(host, token)  # a bad token fails before the audio opens
+    if audio not in ("auto", "jack", "portaudio", "null"):
+        raise NeurorackError(f"--audio must be auto, jack, portaudio or null, got {audio!r}")
+    mapping = load_midi_map(midi_map)
+    if record is not None:
+        check_record_path(record)
+    if device is not None:
+        try:
+            from neurorack.device.app import DeviceApp
+        except ImportError as exc:
+            raise NeurorackError(f"--device is not available in this build ({exc})") from None
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise _StopError()
+
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    engine = _open_engine(model, audio, period, voices, mapping, jack_name, connect)
+    surfaces: list[Any] = []
+    saved: Path | None = None
+    try:
+        if osc:
+            surfaces.append(OscServer(engine, port=osc, host=osc_host))
+        if midi:
+            surfaces.append(RtMidiInput(lambda data: _midi_to_engine(engine, data)))
+        engine.start(record=record)
+        for s in surfaces:
+            if isinstance(s, OscServer):
+                s.start()
+        app: Any = None
+        if device is not None:
+            app = DeviceApp(engine, device)
+            app.start()
+            surfaces.append(app)
+        if panel:
+            from neurorack.panel import serve_panel
+
+            server = serve_panel(engine, host=host, port=port, token=token, device=app)
+            surfaces.append(server)
+            err_console.print(f"panel: [bold]{server.url}[/]", highlight=False, soft_wrap=True)
+        osc_text = f" · OSC {osc_host}:{surfaces[0].port}" if osc else ""
+        err_console.print(f"[green]playing[/] — Ctrl-C to stop{osc_text}", highlight=False)
+        if quiet or not err_console.is_terminal:
+            while True:
+                time.sleep(0.2)
+        from rich.live import Live
+
+        with Live(
+            _status_line(engine.status(), osc_text), console=err_console, refresh_per_second=4, transient=False
+        ) as live:
+            while True:
+                time.sleep(0.25)
+                live.update(_status_line(engine.status(), osc_text))
+    except (KeyboardInterrupt, _StopError):
+        pass
+    finally:
+        # a second TERM or Ctrl-C during shutdown must not cut the recording's save
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for s in reversed(surfaces):
+            try:
+                s.stop() if hasattr(s, "stop") else s.close()
+            except Exception as exc:  # keep stopping the rest
+                logging.getLogger("neurorack.play").warning("stopping %s: %s", type(s).__name__, exc)
+        try:
+            saved = engine.stop()
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGINT, old_int)
+    if saved is not None:
+        err_console.print(f"recorded {saved}", highlight=False)
+
+
+def _open_engine(
+    model: str | None, audio: str, period: int, voices: int, mapping: Any, jack_name: str, connect: bool
+) -> Any:
+    """The engine on ``audio``; ``auto`` is JACK when a server answers, else the null backend (said on stderr)."""
+    from neurorack.engine import Engine
+
+    kinds = ["jack", "null"] if audio == "auto" else [audio]
+    for kind in kinds:
+        try:
+            return Engine(
+                model,
+                audio=kind,
+                period=period,
+                voices=voices,
+                midi_map=mapping,
+                client_name=jack_name,
+                autoconnect=connect,
+            )
+        except NeurorackError as exc:
+            if kind == kinds[-1] or "JACK" not in str(exc):
+                raise
+            err_console.print(f"[yellow]{exc}[/]; playing on the null backend (no sound)", highlight=False)
+    raise NeurorackError("no audio backend could be opened")  # pragma: no cover - loop always returns or raises
+
+
+def _midi_to_engine(engine: Any, data: bytes) -> None:
+    """ALSA/RtMidi message → the engine (on RtMidi's thread: post, never block)."""
+    from neurorack.engine.calibration import volts_for
+    from neurorack.engine.midi import CV, GATE_OFF, GATE_ON, MALFORMED
+
+    kind, index, value = engine.midi_map.decode(data)
+    if kind == GATE_ON:
+        engine.gate(index, True, value)
+    elif kind == GATE_OFF:
+        engine.gate(index, False)
+    elif kind == CV:
+        engine.set_cv(index, volts_for(2.0 * value - 1.0, engine.parameters()["cv_range"]))
+    elif kind == MALFORMED:
+        engine.note("ignored a malformed MIDI message")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("play")(play_command)
