@@ -1,5 +1,5 @@
 # neurorack — set-up and the two fresh-machine commands (see README).
-#   make play   set up, then run the instrument's main job
+#   make play   set up, then play the instrument on the bundled model (web faceplate on 127.0.0.1:8000)
 #   make test   set up (with test tools and system packages), then run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,13 +25,18 @@ $(VENV)/.setup-dev: $(VENV)/.setup
 setup: $(VENV)/.setup
 setup-dev: $(VENV)/.setup-dev
 
-# Debian packages the tests use (drum samples are fetched by the tests themselves with apt-get download).
+# Debian packages the tests use (drum samples are fetched by the tests themselves with apt-get download):
+# jackd2 (the engine's tests start a private `jackd -d dummy`) and libjack-jackd2-0 (JACK-Client loads it);
+# chromium (the web panel's tests drive it headless with Playwright, never `playwright install`).
+SYSDEPS ?= jackd2 libjack-jackd2-0 chromium
 sysdeps:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  [ -f $(VENV)/.apt-updated ] || { apt-get update -qq && mkdir -p $(VENV) && touch $(VENV)/.apt-updated; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS) >/dev/null; \
 	else echo "sysdeps: not root or no apt-get; skipping system packages"; fi
 
-play: demo
+play: setup
+	$(VENV)/bin/neurorack play --panel
 
 demo: setup
 	$(VENV)/bin/neurorack demo --out demo
