@@ -179,3 +179,20 @@ def test_other_frame_settings() -> None:
 def test_bad_input_raises_clear_error(audio: np.ndarray, sr: int, match: str) -> None:
     with pytest.raises(nr.AudioError, match=match):
         nr.describe(audio, sr)
+
+
+@pytest.mark.parametrize(("frame", "hop"), [(2048, 512), (1024, 256), (2048, 500)])
+def test_frame_rms_is_exact_down_the_tail(frame: int, hop: int) -> None:
+    """Frame rms equals the direct float64 mean of each zero-padded frame, also 100 dB below the attack."""
+    import torch
+
+    from neurorack.descriptors import frame_rms
+
+    rng = np.random.default_rng(0)
+    n = 40 * hop + 123
+    audio = rng.standard_normal(n) * np.exp(-np.arange(n) / n * np.log(1e5))  # -100 dB at the end
+    got = frame_rms(torch.from_numpy(audio.astype(np.float32))[None], frame, hop)[0].double().numpy()
+    padded = np.pad(audio.astype(np.float32).astype(np.float64), frame // 2)
+    want = np.array([np.sqrt(np.mean(padded[f * hop : f * hop + frame] ** 2)) for f in range(1 + n // hop)])
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=2e-6 if frame % hop == 0 else 1e-3)

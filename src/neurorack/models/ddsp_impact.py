@@ -264,10 +264,8 @@ class DDSPImpact(ImpactModel):
         phases = accumulate_phase(freqs, self.synth.hop, self.sample_rate, self.phase0)
         if noise.shape[1] != freqs.shape[1]:
             raise ValueError(f"noise must have {freqs.shape[1]} frames (make_noise), got {noise.shape[1]}")
-        comb = None
-        if self.noise_comb > 0:
-            comb = self.synth.harmonic_comb(torch.cat([f0[:, :1].expand(-1, pad), f0], dim=1), self.noise_comb)
-        audio = self.synth(freqs, amps, phases, bands, noise, comb)
+        comb_f0 = torch.cat([f0[:, :1].expand(-1, pad), f0], dim=1) if self.noise_comb > 0 else None
+        audio = self.synth(freqs, amps, phases, bands, noise, comb_f0, self.noise_comb)
         start = pad * self.synth.hop + self.synth.n_fft // 2  # time 0 = centre of the first real frame
         audio = audio[:, start : start + n_out]
         audio = audio * self._upsample_envelope(c["envelope"], n_out)

@@ -48,6 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from neurorack.models.spectral_kernels import FAST_MATH, fast_exp
+
 #: Share of the magnitude that lies above the roll-off frequency (librosa's roll_percent 0.85).
 ABOVE_ROLLOFF = 0.15
 #: Bounds of the shaping parameters (tilt per ln-kHz, curvature, shelf gain in nepers): the
@@ -130,7 +132,9 @@ def moment_shaping(
         shelf = torch.sigmoid((lg - lr) / SHELF_WIDTH)
         above = (lg > lr).to(lg.dtype)
         goals = torch.stack([2.0 * torch.log(bandwidth.detach().clamp_min(10.0) / c.squeeze(-1))], -1)
-    arrays = [t.to("cpu", torch.float64).reshape(-1, n).numpy() for t in (mass.detach(), lg, shelf, above)]
+        ratio = torch.exp(lg)  # frequency in units of the requested centroid
+        parts = (mass.detach().clamp_min(0.0), lg, shelf, above, ratio)
+    arrays = [t.to("cpu", torch.float64).reshape(-1, n).contiguous().numpy() for t in parts]
     goal_v = goals.to("cpu", torch.float64).reshape(-1).numpy()
     gains = np.ones_like(arrays[0])
     kernel: Any = _shape_frames  # a numba dispatcher (its typing stubs do not describe the call)
@@ -139,12 +143,13 @@ def moment_shaping(
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=FAST_MATH)
 def _shape_frames(
     mass: np.ndarray,
     lg: np.ndarray,
     shelf: np.ndarray,
     hard: np.ndarray,
+    x: np.ndarray,
     goal_var: np.ndarray,
     emphasis: np.ndarray,
     iterations: int,
@@ -158,12 +163,11 @@ def _shape_frames(
 ) -> None:  # pragma: no cover - compiled; tested through moment_shaping
     """Solve every frame in place.
 
-    ``mass, lg, shelf, hard: [F, N]`` (``lg`` = log frequency relative to the requested centroid,
-    ``hard`` = 1 above the requested roll-off), ``goal_var: [F]`` = log of the requested variance
-    relative to the centroid squared. Non-finite inputs leave the frame's gains at 1.
+    ``mass, lg, shelf, hard, x: [F, N]`` (``mass`` ≥ 0, ``lg`` = log frequency relative to the
+    requested centroid, ``hard`` = 1 above the requested roll-off, ``x = exp(lg)``), ``goal_var: [F]``
+    = log of the requested variance relative to the centroid squared. Non-finite inputs leave the frame's gains at 1.
     """
     frames, n = mass.shape
-    x = np.empty(n)
     goal_r = math.log(above / (1.0 - above))
     t0 = t1 = t2 = 0.0  # warm start: each frame starts from the previous frame's solution
     for i in range(frames):
@@ -173,11 +177,10 @@ def _shape_frames(
         s0 = s1 = s2 = sh = 0.0
         finite = True
         for k in range(n):
-            x[k] = math.exp(lg[i, k])  # frequency in units of the requested centroid
-            m = max(mass[i, k], 0.0)
+            m = mass[i, k]
             s0 += m
-            s1 += m * x[k]
-            s2 += m * x[k] * x[k]
+            s1 += m * x[i, k]
+            s2 += m * x[i, k] * x[i, k]
             sh += m * hard[i, k]
         finite = math.isfinite(s0) and math.isfinite(s2)
         if not (finite and s0 > 1e-300):
@@ -192,16 +195,13 @@ def _shape_frames(
             # sums S_g = Σ w g and their derivatives D_gj = Σ w g φ_j, g in (1, x, x², above), φ = (l, l², shelf)
             s0 = s1 = s2 = sh = 0.0
             d00 = d01 = d02 = d10 = d11 = d12 = d20 = d21 = d22 = d30 = d31 = d32 = 0.0
-            for k in range(n):
-                m = mass[i, k]
-                if m <= 0.0:
-                    continue
+            for k in range(n):  # branch-free, so it vectorises (components without mass add 0)
                 a = lg[i, k]
                 q = a * a
                 sk = shelf[i, k]
-                w = m * math.exp(t0 * a + t1 * q + t2 * sk)
-                wx = w * x[k]
-                wxx = wx * x[k]
+                w = mass[i, k] * fast_exp(t0 * a + t1 * q + t2 * sk)
+                wx = w * x[i, k]
+                wxx = wx * x[i, k]
                 wh = w * hard[i, k]
                 s0 += w
                 s1 += wx
@@ -281,4 +281,4 @@ def _shape_frames(
             if mass[i, k] > 0.0:
                 top = max(top, v)
         for k in range(n):
-            gains[i, k] = max(math.exp(min(gains[i, k] - top, 0.0)), min_gain)
+            gains[i, k] = max(fast_exp(max(min(gains[i, k] - top, 0.0), -600.0)), min_gain)

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from neurorack.models.spectral_kernels import add_partials, comb_noise, kernels_apply
+
 
 def hann_lobe_table(n_fft: int, half_width: int, oversample: int) -> np.ndarray:
     """Complex DTFT ``W(δ) = Σ_n w[n] exp(-2iπ δ n / N)`` of the periodic Hann window.
@@ -123,6 +125,15 @@ class SpectralSynth(nn.Module):
         Returns:
             ``[B, M, n_fft // 2 + 1, 2]`` (real, imaginary): ``out`` itself when given.
         """
+        if out is None:
+            out = freqs.new_zeros(freqs.shape[0], freqs.shape[1], self.n_bins, 2)
+        if kernels_apply(out, freqs, amps, phases) and out.is_contiguous():
+            add_partials(
+                out, freqs, amps, phases, self.rows, self.lobe,
+                bins_per_hz=self.n_fft / self.sample_rate, max_hz=self.max_partial_hz,
+                half_width=self.half_width, oversample=self.oversample, image_partials=self.image_partials,
+            )  # fmt: skip
+            return out
         batch, frames, n_partials = freqs.shape
         hw = self.half_width
         keep = (freqs > 0) & (freqs < self.max_partial_hz)
@@ -143,8 +154,6 @@ class SpectralSynth(nn.Module):
         inside = bins >= 0
         vr, vi = vr * inside, vi * inside
         slot = bins.clamp(min=0) * 2
-        if out is None:
-            out = freqs.new_zeros(batch, frames, self.n_bins, 2)
         flat = out.view(batch, frames, self.n_bins * 2)
         flat.scatter_add_(2, torch.cat([slot, slot + 1], dim=-1).flatten(2), torch.cat([vr, vi], dim=-1).flatten(2))
         # negative-frequency image of the lowest partials: bins 0 ... hw get conj-phase * W(j + c)
@@ -166,21 +175,26 @@ class SpectralSynth(nn.Module):
         spec = torch.fft.rfft(noise * torch.hann_window(self.n_fft, periodic=True, device=device), dim=-1)
         return torch.view_as_real(spec).contiguous()
 
-    def noise_spectra(self, noise: Tensor, band_gains: Tensor, comb: Tensor | None = None) -> Tensor:
+    def noise_spectra(
+        self, noise: Tensor, band_gains: Tensor, comb_f0: Tensor | None = None, comb_depth: float = 0.0
+    ) -> Tensor:
         """Filtered windowed-noise spectra.
 
         Args:
             noise: ``[B, M, bins, 2]`` from :meth:`white_noise_spectra`.
             band_gains: ``[B, M, n_bands]`` linear magnitude per log-spaced band.
-            comb: optional ``[B, M, bins]`` magnitude comb (:meth:`harmonic_comb`) applied on top.
+            comb_f0, comb_depth: optional ``[B, M]`` Hz and depth 0..1 of a magnitude comb
+                (:meth:`harmonic_comb`) applied on top.
 
         Returns:
             ``[B, M, bins, 2]``. Filtering after windowing equals windowing after filtering up to the
             gains' variation over 3 bins (they are smooth).
         """
         gains = band_gains @ self.bands
-        if comb is not None:
-            gains = gains * comb
+        if comb_f0 is not None and comb_depth > 0:
+            if kernels_apply(noise, gains, comb_f0):
+                return comb_noise(noise, gains, comb_f0, comb_depth, self.sample_rate / self.n_fft)
+            gains = gains * self.harmonic_comb(comb_f0, comb_depth)
         return torch.view_as_real(torch.view_as_complex(noise) * gains)  # complex x real: 4x faster than broadcasting
 
     def harmonic_comb(self, f0: Tensor, depth: float) -> Tensor:
@@ -220,14 +234,16 @@ class SpectralSynth(nn.Module):
         phases: Tensor,
         band_gains: Tensor,
         noise: Tensor,
-        comb: Tensor | None = None,
+        comb_f0: Tensor | None = None,
+        comb_depth: float = 0.0,
     ) -> Tensor:
         """Partials ``[B, M, K]`` + noise bands ``[B, M, n_bands]`` -> audio ``[B, (M + overlap - 1) * hop]``.
 
         ``noise``: ``[B, M, bins, 2]`` windowed white-noise spectra (:meth:`white_noise_spectra`);
-        ``comb``: optional ``[B, M, bins]`` magnitude comb on the noise (:meth:`harmonic_comb`).
+        ``comb_f0 [B, M]`` Hz, ``comb_depth``: optional magnitude comb on the noise (:meth:`harmonic_comb`).
+        Without gradients on the CPU the work is done by :mod:`neurorack.models.spectral_kernels`.
         """
-        spectra = self.noise_spectra(noise, band_gains, comb)
+        spectra = self.noise_spectra(noise, band_gains, comb_f0, comb_depth)
         return self.render(self.partial_spectra(freqs, amps, phases, out=spectra))
 
 
