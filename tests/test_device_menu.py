@@ -101,6 +101,15 @@ def test_select_another_model_calls_select_model() -> None:
     assert view(again, Snapshot.of(inst)).cursor == 2  # re-entering starts on the new current model
 
 
+def test_model_files_are_shown_by_name_and_the_playing_one_is_marked() -> None:
+    """The engine lists model files by path but names the playing one by its stem: the screen agrees."""
+    snap = Snapshot(models=("default", "/home/me/runs/kit/model.safetensors"), current_model="model")
+    select = build_tree(snap).children[0].children[1]
+    assert [c.label for c in select.children] == ["default", "model"]
+    assert [c.marked for c in select.children] == [False, True] and select.cursor == 1
+    assert select.children[1].actions == (SelectModel("/home/me/runs/kit/model.safetensors"),)
+
+
 def test_reload_and_benchmark() -> None:
     inst = RecordingInstrument()
     state = drive(inst, [P, R(2), P])

@@ -32,6 +32,14 @@ ARGS = [
 ]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 DOCS_PNG = Path(__file__).resolve().parents[1] / "docs" / "panel.png"
+#: Screenshots of every test, kept after the run (CI keeps the folder; NEURORACK_ARTIFACTS moves it).
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("NEURORACK_ARTIFACTS", ROOT / "test-artifacts")) / "panel"
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -107,7 +115,7 @@ def test_gate_1_plays_in_the_engine_and_in_the_browser(page: Any, engine: Engine
     page.keyboard.up("z")
     wait_until(lambda: engine.status().extra["hits"] >= hits0 + 2 and not engine.status().gates[0])
     page.wait_for_function("document.getElementById('gate1-led') !== null")
-    page.screenshot(path=str(tmp_path / "panel-gate.png"))
+    shot(page, "panel-gate.png")
     if os.environ.get("NEURORACK_UPDATE_DOCS") == "1":
         DOCS_PNG.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOCS_PNG))
@@ -138,7 +146,7 @@ def test_brightness_knob_raises_the_centroid_of_the_next_hit(page: Any, engine: 
     page.click("#gate1")  # and that is what the next hit plays
     wait_until(lambda: engine.status().extra["hits"] > hits)
     page.wait_for_function("window.neurorack.state.impact.peak > 0")
-    page.screenshot(path=str(tmp_path / "panel-bright.png"))
+    shot(page, "panel-bright.png")
     page.focus("#cv3")
     page.keyboard.press("Delete")  # back to 0 V
     wait_until(lambda: abs(engine.status().cvs[2]) < 1e-6)
@@ -169,7 +177,7 @@ def test_encoder_navigates_the_menus_and_selects_another_model(
     page.keyboard.press("ArrowUp")  # and back to "default"
     wait_until(lambda: dev.screen().cursor == 0)
     page.wait_for_function(f"window.neurorack.state.screens > {screens}")  # the page's OLED followed
-    page.screenshot(path=str(tmp_path / "panel-select.png"))
+    shot(page, "panel-select.png")
     page.keyboard.press("Enter")
     wait_until(lambda: engine.current_model() == "default")
     page.wait_for_function("document.getElementById('model').dataset.current === 'default'")
@@ -184,7 +192,7 @@ def test_encoder_navigates_the_menus_and_selects_another_model(
     other = next(m for m in engine.models() if m.endswith("other.safetensors"))
     page.select_option("#model", other)
     wait_until(lambda: engine.current_model() == "other")
-    page.screenshot(path=str(tmp_path / "panel-models.png"))
+    shot(page, "panel-models.png")
 
 
 def test_record_button_writes_a_file(page: Any, engine: Engine, tmp_path: Path) -> None:

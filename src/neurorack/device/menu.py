@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -245,19 +246,26 @@ class Screen:
     footer: str = ""
 
 
+def model_label(spec: str) -> str:
+    """What a model is called on the screen: a bundled name as is, a model file by its stem."""
+    return Path(spec).stem if ("/" in spec or spec.endswith(".safetensors")) else spec
+
+
 def build_tree(snap: Snapshot, state: MenuState | None = None) -> Node:
     """The menu tree for the instrument as it is now (models, parameters and assignments come from ``snap``)."""
     encoder_cv = state.encoder_cv if state is not None else 0
     models = snap.models
     current = snap.current_model
+    labels = [model_label(m) for m in models]  # the engine lists files by path, names what plays by stem
+    playing = next((i for i, m in enumerate(models) if current in (m, labels[i])), None)
     select = Node(
         "Select",
         value=current,
         children=tuple(
-            Node(m, "action", marked=m == current, actions=(SelectModel(m),), back=1, message=f"loading {m}")
-            for m in models
+            Node(label, "action", marked=i == playing, actions=(SelectModel(m),), back=1, message=f"loading {label}")
+            for i, (m, label) in enumerate(zip(models, labels, strict=True))
         ),
-        cursor=models.index(current) if current in models else 0,
+        cursor=playing or 0,
     )
     model_menu = Node(
         "Models",

@@ -10,7 +10,7 @@
         engine.gate(1, False)
 """
 
-from neurorack.engine.core import Engine
+from neurorack.engine.instrument import Engine
 from neurorack.engine.protocol import DEFAULT_ASSIGNMENTS, EngineStatus, InstrumentControl
 
 #: The instrument under its other name.

@@ -82,7 +82,7 @@ def bench_engine(model: str | None = None, hits: int = 8, period: int = 128, sam
     Raises:
         NeurorackError: the model cannot be loaded, or jackd does not start.
     """
-    from neurorack.engine.core import Engine
+    from neurorack.engine.instrument import Engine
 
     if jackd_path() is None:
         return _bench_null(model, hits, period, sample_rate)
@@ -152,7 +152,7 @@ def _onset(cap: Any, frame: int, timeout: float = 1.0) -> int | None:
 
 
 def _bench_null(model: str | None, hits: int, period: int, sample_rate: int) -> EngineBench:
-    from neurorack.engine.core import Engine
+    from neurorack.engine.instrument import Engine
 
     engine = Engine(model, audio="null", period=period, sample_rate=sample_rate)
     engine.set_parameter("duration", 0.1)

@@ -32,7 +32,7 @@ from neurorack.engine import calibration as cal
 from neurorack.errors import NeurorackError
 
 if TYPE_CHECKING:
-    from neurorack.engine.core import Engine
+    from neurorack.engine.instrument import Engine
 
 log = logging.getLogger("neurorack.engine.renderer")
 
@@ -45,7 +45,7 @@ NICE = 5
 
 
 class Renderer:
-    """The render-ahead thread of one :class:`~neurorack.engine.core.Engine`.
+    """The render-ahead thread of one :class:`~neurorack.engine.instrument.Engine`.
 
     Attributes:
         renders: impacts rendered so far.

@@ -20,6 +20,7 @@ Memory, measured in one extra, untimed run (tracing slows the code down):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import statistics
 import sys
 import time
@@ -107,6 +108,10 @@ def _traced_peak(job: Callable[[], object]) -> int:
     return max(0, peak - start)
 
 
+#: Minimum time spent on untimed warm-up runs before timing (when ``warmup`` > 0).
+WARM_SECONDS = 0.25
+
+
 def time_audio(
     name: str,
     job: Callable[[], object],
@@ -128,7 +133,12 @@ def time_audio(
         raise NeurorackError(f"audio_seconds must be positive, got {audio_seconds}")
     rss_before = _maxrss_bytes()
     with limit_threads(threads):
-        for _ in range(warmup):
+        warm_start = time.perf_counter()
+        for i in itertools.count():
+            # at least ``warmup`` runs, more while under WARM_SECONDS: caches, allocator and JIT dispatch
+            # settle over the first few runs of a fast job
+            if i >= warmup and (warmup == 0 or time.perf_counter() - warm_start >= WARM_SECONDS):
+                break
             job()
         times = []
         for _ in range(repeats):

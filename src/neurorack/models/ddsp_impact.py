@@ -231,8 +231,10 @@ class DDSPImpact(ImpactModel):
         if self.training:
             return self.synth.white_noise_spectra(batch, count, generator, self.desc_mean.device)
         table = self._noise_table(count)
-        starts = torch.randint(0, table.shape[0] - count + 1, (batch,), generator=generator)
-        return torch.stack([table[int(s) : int(s) + count] for s in starts])
+        starts = torch.randint(0, table.shape[0] - count + 1, (batch,), generator=generator).tolist()
+        if batch == 1:
+            return table[starts[0] : starts[0] + count].unsqueeze(0)  # a view: nothing is copied
+        return torch.stack([table[s : s + count] for s in starts])
 
     def _noise_table(self, count: int) -> Tensor:
         size = max(4 * count, 2048)

@@ -6,7 +6,8 @@ and a scatter for the partials, a ``cos`` over every bin for the comb. These num
 the same values in one pass each and are what make the default generator several hundred times
 faster than real time. :class:`~neurorack.models.spectral_synth.SpectralSynth` calls them only
 when no gradient is needed and the tensors live on the CPU; the tests check them against the
-differentiable PyTorch path.
+differentiable PyTorch path. They release the GIL (``nogil``), as torch operations do, so a render
+thread running them never holds up the audio callback's Python code.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def add_partials(
     )
 
 
-@numba.njit(cache=True, fastmath=FAST_MATH)
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
 def _add_partials(
     out: np.ndarray,
     freqs: np.ndarray,
@@ -187,7 +188,7 @@ def comb_noise(noise: Tensor, gains: Tensor, f0: Tensor, depth: float, bin_hz: f
     return torch.from_numpy(out).view(batch, frames, bins, 2)
 
 
-@numba.njit(cache=True, fastmath=FAST_MATH)
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
 def _comb_noise(
     noise: np.ndarray, gains: np.ndarray, f0: np.ndarray, depth: float, bin_hz: float, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled; tested against the PyTorch path

@@ -143,7 +143,7 @@ def moment_shaping(
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
-@numba.njit(cache=True, fastmath=FAST_MATH)
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
 def _shape_frames(
     mass: np.ndarray,
     lg: np.ndarray,
