@@ -125,3 +125,16 @@ def test_compiled_kernels_equal_the_differentiable_path(overlap: int) -> None:
     assert reference.requires_grad and not fast.requires_grad  # the reference took the PyTorch path
     scale = reference.detach().abs().max()
     assert (fast.double() - reference.detach()).abs().max() <= 1e-5 * scale
+
+
+def test_phase_kernel_equals_the_pytorch_path() -> None:
+    gen = torch.Generator().manual_seed(5)
+    freqs = 20.0 + 20_000.0 * torch.rand(2, 90, 16, generator=gen)
+    initial = 2 * np.pi * torch.rand(16, generator=gen)
+    with torch.no_grad():
+        fast = accumulate_phase(freqs, 512, SR, initial)
+    slow = accumulate_phase(freqs.double(), 512, SR, initial)  # float64 input takes the PyTorch path
+    assert fast.dtype == torch.float32 and slow.dtype == torch.float64
+    # equal modulo 2π (both wrap to [0, 2π); a value at the seam may land on either side)
+    diff = torch.remainder(fast.double() - slow + np.pi, 2 * np.pi) - np.pi
+    assert diff.abs().max() < 1e-5

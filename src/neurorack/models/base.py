@@ -26,10 +26,8 @@ def to_feature_scale(descriptors: Tensor) -> Tensor:
 
     ``descriptors: Tensor[..., 7]`` -> ``Tensor[..., 7]``.
     """
-    out = descriptors.clone()
-    idx = list(LOG_DESCRIPTORS)
-    out[..., idx] = torch.log(descriptors[..., idx].clamp_min(LOG_FLOOR))
-    return out
+    mask = torch.tensor([i in LOG_DESCRIPTORS for i in range(N_DESCRIPTORS)], device=descriptors.device)
+    return torch.where(mask, torch.log(descriptors.clamp_min(LOG_FLOOR)), descriptors)
 
 
 class ImpactModel(nn.Module):

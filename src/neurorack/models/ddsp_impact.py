@@ -108,9 +108,18 @@ class DDSPImpact(ImpactModel):
         self.n_bands = n_bands
         self.envelope_steps = envelope_steps
         self.config.update(
-            hidden=hidden, layers=layers, n_partials=n_partials, n_bands=n_bands, n_fft=n_fft,
-            envelope_steps=envelope_steps, centroid_lock=centroid_lock, loudness_lock=loudness_lock,
-            tilt_floor=tilt_floor, shape_lock=shape_lock, overlap=overlap, noise_comb=noise_comb,
+            hidden=hidden,
+            layers=layers,
+            n_partials=n_partials,
+            n_bands=n_bands,
+            n_fft=n_fft,
+            envelope_steps=envelope_steps,
+            centroid_lock=centroid_lock,
+            loudness_lock=loudness_lock,
+            tilt_floor=tilt_floor,
+            shape_lock=shape_lock,
+            overlap=overlap,
+            noise_comb=noise_comb,
         )
         self.shape_lock = shape_lock
         if not 0.0 <= noise_comb <= 1.0:

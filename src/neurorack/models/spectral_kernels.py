@@ -207,3 +207,30 @@ def _comb_noise(
             g = gains[m, b] * ((1.0 - d) + scale * h[b])
             out[m, b, 0] = noise[m, b, 0] * g
             out[m, b, 1] = noise[m, b, 1] * g
+
+
+def phases(freqs: Tensor, hop_seconds: float, initial: Tensor | None = None) -> Tensor:
+    """Frame-centre phases ``[B, M, K]`` (radians in ``[0, 2π)``) of ``freqs [B, M, K]`` Hz held over
+    ``hop_seconds``, trapezoid rule, accumulated in float64; ``initial [K]`` radians at frame 0."""
+    batch, frames, k = freqs.shape
+    out = np.empty((batch, frames, k), dtype=np.float32)
+    start = np.zeros(k) if initial is None else initial.detach().to(torch.float64).reshape(k).numpy()
+    kernel: Any = _phases  # numba dispatcher
+    kernel(_np(freqs), hop_seconds, start, out)
+    return torch.from_numpy(out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _phases(
+    freqs: np.ndarray, hop_seconds: float, start: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled; tested against the PyTorch path
+    batch, frames, k = freqs.shape
+    two_pi = 2.0 * math.pi
+    for b in range(batch):
+        for j in range(k):
+            acc = 0.0  # the sum of wrapped steps, as the PyTorch path adds them
+            for m in range(frames):
+                if m > 0:
+                    step = math.pi * hop_seconds * (np.float64(freqs[b, m, j]) + np.float64(freqs[b, m - 1, j]))
+                    acc += step % two_pi
+                out[b, m, j] = (acc + start[j]) % two_pi

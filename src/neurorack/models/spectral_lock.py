@@ -70,6 +70,9 @@ PRIORITY_GAIN = 12.0
 #: sounds, control slope centroid / bandwidth / roll-off): (1, 1, 1) 0.47 / 0.55 / 0.53,
 #: (3, 2, 1) 0.75 / 0.58 / 0.29, (4, 1, 1) 0.80 / 0.56 / -0.06.
 EMPHASIS = np.array([3.0, 2.0, 1.0])
+#: Smallest frequency relative to the requested centroid the shaping works with (and its log).
+_MIN_RATIO = 1e-3
+_LOG_MIN_RATIO = math.log(_MIN_RATIO)
 #: Width of the roll-off shelf in natural-log frequency units (ln 2 = one octave).
 SHELF_WIDTH = 0.15
 
@@ -124,37 +127,32 @@ def moment_shaping(
         with a non-finite request.
     """
     n = mass.shape[-1]
-    with torch.no_grad():
-        # the transcendental part, vectorised: log frequency relative to the centroid and the shelf
-        c = centroid.detach().clamp_min(20.0).unsqueeze(-1)
-        lg = torch.log((freqs.detach() / c).clamp_min(1e-3))
-        lr = torch.log(rolloff.detach().clamp_min(20.0).unsqueeze(-1) / c)
-        shelf = torch.sigmoid((lg - lr) / SHELF_WIDTH)
-        above = (lg > lr).to(lg.dtype)
-        goals = torch.stack([2.0 * torch.log(bandwidth.detach().clamp_min(10.0) / c.squeeze(-1))], -1)
-        ratio = torch.exp(lg)  # frequency in units of the requested centroid
-        parts = (mass.detach().clamp_min(0.0), lg, shelf, above, ratio)
-    arrays = [t.to("cpu", torch.float64).reshape(-1, n).contiguous().numpy() for t in parts]
-    goal_v = goals.to("cpu", torch.float64).reshape(-1).numpy()
-    gains = np.ones_like(arrays[0])
+    with torch.no_grad():  # the logarithms vectorised by torch, the rest in the kernel
+        log_freqs = torch.log(freqs.detach().clamp_min(1e-30))
+    flat = [t.detach().to("cpu", torch.float32).reshape(-1, n).contiguous().numpy() for t in (mass, freqs, log_freqs)]
+    requests = [
+        t.detach().to("cpu", torch.float32).reshape(-1).contiguous().numpy() for t in (centroid, bandwidth, rolloff)
+    ]
+    gains = np.ones(flat[0].shape)
     kernel: Any = _shape_frames  # a numba dispatcher (its typing stubs do not describe the call)
-    constants = (PRIORITY_GAIN, ABOVE_ROLLOFF, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN)
-    kernel(*arrays, goal_v, EMPHASIS, iterations, *constants, gains)
+    constants = (PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN)
+    kernel(*flat, *requests, EMPHASIS, iterations, *constants, gains)
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
 def _shape_frames(
     mass: np.ndarray,
-    lg: np.ndarray,
-    shelf: np.ndarray,
-    hard: np.ndarray,
-    x: np.ndarray,
-    goal_var: np.ndarray,
+    freqs: np.ndarray,
+    log_freqs: np.ndarray,
+    centroid: np.ndarray,
+    bandwidth: np.ndarray,
+    rolloff: np.ndarray,
     emphasis: np.ndarray,
     iterations: int,
     priority_gain: float,
     above: float,
+    shelf_width: float,
     limits: np.ndarray,
     max_step: float,
     tolerance: float,
@@ -163,27 +161,38 @@ def _shape_frames(
 ) -> None:  # pragma: no cover - compiled; tested through moment_shaping
     """Solve every frame in place.
 
-    ``mass, lg, shelf, hard, x: [F, N]`` (``mass`` ≥ 0, ``lg`` = log frequency relative to the
-    requested centroid, ``hard`` = 1 above the requested roll-off, ``x = exp(lg)``), ``goal_var: [F]``
-    = log of the requested variance relative to the centroid squared. Non-finite inputs leave the frame's gains at 1.
+    ``mass, freqs, log_freqs: [F, N]`` (negative masses count as 0; Hz; ln Hz), ``centroid, bandwidth,
+    rolloff: [F]`` Hz.
+    Per frame, with ``c`` the requested centroid: ``x = f / c``, ``lg = ln x``, the shelf
+    ``sigmoid((lg - ln(r / c)) / shelf_width)`` and ``hard = lg > ln(r / c)``. Non-finite inputs leave the
+    frame's gains at 1.
     """
     frames, n = mass.shape
     goal_r = math.log(above / (1.0 - above))
+    m_k, x, lg, shelf, hard = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     t0 = t1 = t2 = 0.0  # warm start: each frame starts from the previous frame's solution
     for i in range(frames):
-        goal_v = goal_var[i]
-        if not math.isfinite(goal_v):
+        c = max(np.float64(centroid[i]), 20.0)
+        lr = math.log(max(np.float64(rolloff[i]), 20.0) / c)
+        goal_v = 2.0 * math.log(max(np.float64(bandwidth[i]), 10.0) / c)
+        if not (math.isfinite(c) and math.isfinite(lr) and math.isfinite(goal_v)):
             continue
         s0 = s1 = s2 = sh = 0.0
-        finite = True
-        for k in range(n):
-            m = mass[i, k]
+        inv_c, log_c = 1.0 / c, math.log(c)
+        for k in range(n):  # arithmetic and selects only: vectorises
+            m = max(np.float64(mass[i, k]), 0.0)
+            a = max(np.float64(log_freqs[i, k]) - log_c, _LOG_MIN_RATIO)
+            xk = max(np.float64(freqs[i, k]) * inv_c, _MIN_RATIO)
+            m_k[k] = m
+            x[k] = xk
+            lg[k] = a
+            shelf[k] = 1.0 / (1.0 + fast_exp(min(max((lr - a) / shelf_width, -600.0), 600.0)))
+            hard[k] = 1.0 if a > lr else 0.0
             s0 += m
-            s1 += m * x[i, k]
-            s2 += m * x[i, k] * x[i, k]
-            sh += m * hard[i, k]
-        finite = math.isfinite(s0) and math.isfinite(s2)
-        if not (finite and s0 > 1e-300):
+            s1 += m * xk
+            s2 += m * xk * xk
+            sh += m * hard[k]
+        if not (math.isfinite(s0) and math.isfinite(s2) and s0 > 1e-300):
             continue
         # priorities from the network's own spectrum: the request furthest from it matters most
         sh = min(max(sh, s0 * 1e-6), s0 * (1.0 - 1e-6))
@@ -196,13 +205,13 @@ def _shape_frames(
             s0 = s1 = s2 = sh = 0.0
             d00 = d01 = d02 = d10 = d11 = d12 = d20 = d21 = d22 = d30 = d31 = d32 = 0.0
             for k in range(n):  # branch-free, so it vectorises (components without mass add 0)
-                a = lg[i, k]
+                a = lg[k]
                 q = a * a
-                sk = shelf[i, k]
-                w = mass[i, k] * fast_exp(t0 * a + t1 * q + t2 * sk)
-                wx = w * x[i, k]
-                wxx = wx * x[i, k]
-                wh = w * hard[i, k]
+                sk = shelf[k]
+                w = m_k[k] * fast_exp(t0 * a + t1 * q + t2 * sk)
+                wx = w * x[k]
+                wxx = wx * x[k]
+                wh = w * hard[k]
                 s0 += w
                 s1 += wx
                 s2 += wxx
@@ -276,9 +285,8 @@ def _shape_frames(
         # the range within MIN_GAIN so the power renormalisation downstream stays finite in float32
         top = -1e300
         for k in range(n):
-            v = t0 * lg[i, k] + t1 * lg[i, k] * lg[i, k] + t2 * shelf[i, k]
+            v = t0 * lg[k] + t1 * lg[k] * lg[k] + t2 * shelf[k]
             gains[i, k] = v
-            if mass[i, k] > 0.0:
-                top = max(top, v)
+            top = max(top, v if m_k[k] > 0.0 else -1e300)
         for k in range(n):
             gains[i, k] = max(fast_exp(max(min(gains[i, k] - top, 0.0), -600.0)), min_gain)

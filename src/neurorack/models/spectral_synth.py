@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from neurorack.models.spectral_kernels import add_partials, comb_noise, kernels_apply
+from neurorack.models.spectral_kernels import phases as phase_kernel
 
 
 def hann_lobe_table(n_fft: int, half_width: int, oversample: int) -> np.ndarray:
@@ -248,7 +249,13 @@ class SpectralSynth(nn.Module):
 
 
 def accumulate_phase(freqs: Tensor, hop: int, sample_rate: int, initial: Tensor | None = None) -> Tensor:
-    """Phase at each frame centre for frequencies ``[B, M, K]`` Hz held over ``hop`` samples (trapezoid rule)."""
+    """Phase at each frame centre for frequencies ``[B, M, K]`` Hz held over ``hop`` samples (trapezoid rule).
+
+    Accumulated in float64 and wrapped to ``[0, 2π)``; no gradient. Without gradients on the CPU a
+    compiled loop does it (:func:`~neurorack.models.spectral_kernels.phases`).
+    """
+    if kernels_apply(freqs) and (initial is None or kernels_apply(initial)):
+        return phase_kernel(freqs, hop / sample_rate, initial)
     f64 = freqs.detach().to(torch.float64)
     step = torch.remainder(math.pi * hop / sample_rate * (f64[:, 1:] + f64[:, :-1]), 2 * math.pi)
     phase = torch.cat([torch.zeros_like(f64[:, :1]), step.cumsum(1)], dim=1)
