@@ -13,13 +13,27 @@ import contextlib
 import threading
 import uuid
 from collections import deque
+from typing import Any
 
 import numpy as np
 
 from neurorack.engine.jack_backend import raise_thread_priority
 
 
-class JackCapture:
+class _ProbeClient:
+    """A JACK client of the probe (its ``client`` attribute), closed with :meth:`close`."""
+
+    client: Any
+
+    def close(self) -> None:
+        """Deactivate and close."""
+        try:
+            self.client.deactivate()
+        finally:
+            self.client.close()
+
+
+class JackCapture(_ProbeClient):
     """Record ``source`` (a port name such as ``neurorack:out``) on server ``server``.
 
     Args:
@@ -110,15 +124,7 @@ class JackCapture:
                 return stamp + start + int(hits[0])
         return None
 
-    def close(self) -> None:
-        """Deactivate and close."""
-        try:
-            self.client.deactivate()
-        finally:
-            self.client.close()
-
-
-class JackMidiSender:
+class JackMidiSender(_ProbeClient):
     """A client with one MIDI output port connected to ``destination`` (e.g. ``neurorack:midi_in``).
 
     :meth:`send` queues raw bytes; the next process cycle writes them at frame offset 0 and
@@ -161,15 +167,7 @@ class JackMidiSender:
             raise TimeoutError("the JACK MIDI sender did not run")
         return self.sent_frames[-1]
 
-    def close(self) -> None:
-        """Deactivate and close."""
-        try:
-            self.client.deactivate()
-        finally:
-            self.client.close()
-
-
-class JackGateSender:
+class JackGateSender(_ProbeClient):
     """A client with one audio output port (e.g. into ``neurorack:gate_1``) that holds a DC level,
     stepping at a chosen sample of its next period — a DC-coupled interface's gate or CV, in software.
 
@@ -211,10 +209,3 @@ class JackGateSender:
         if not self._event.wait(timeout):
             raise TimeoutError("the JACK gate sender did not run")
         return self._stamps[-1]
-
-    def close(self) -> None:
-        """Deactivate and close."""
-        try:
-            self.client.deactivate()
-        finally:
-            self.client.close()

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from neurorack.descriptors import frame_rms
 from neurorack.models.base import ImpactModel
 from neurorack.models.registry import register_model
-from neurorack.models.spectral_lock import centroid_tilt, moment_shaping
+from neurorack.models.spectral_kernels import kernels_apply
+from neurorack.models.spectral_lock import centroid_tilt, floor_and_lock, moment_shaping
 from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase
 
 
@@ -82,7 +83,7 @@ class DDSPImpact(ImpactModel):
         sample_rate: int = 44_100,
         hop_length: int = 512,
         frame_length: int = 2048,
-        hidden: int = 96,
+        hidden: int = 64,
         layers: int = 3,
         n_partials: int = 32,
         n_bands: int = 64,
@@ -266,11 +267,17 @@ class DDSPImpact(ImpactModel):
         if self.centroid_lock or self.shape_lock:
             targets = descriptors.repeat_interleave(self.sub, dim=1)
             # the floor follows the loudest component: a frame made of partials alone still gets noise to shape
-            if self.shape_lock:
-                bands = bands + self._target_floor(torch.cat([bands, amps], dim=-1), targets)
+            if self.shape_lock and kernels_apply(bands, amps, freqs, targets):
+                bands, amps = floor_and_lock(
+                    bands, amps, freqs, targets, band_freq=self.band_freq, band_mass=self.band_mass,
+                    band_power=self.band_power, partial_mass=self.partial_mass, floor=self.tilt_floor,
+                )  # fmt: skip  (the three steps below in one compiled pass)
             else:
-                bands = bands + self.tilt_floor * bands.amax(-1, keepdim=True)
-            bands, amps = self.lock_spectrum(bands, amps, freqs, targets)
+                if self.shape_lock:
+                    bands = bands + self._target_floor(torch.cat([bands, amps], dim=-1), targets)
+                else:
+                    bands = bands + self.tilt_floor * bands.amax(-1, keepdim=True)
+                bands, amps = self.lock_spectrum(bands, amps, freqs, targets)
         freqs, amps, bands = (torch.cat([t[:, :1].expand(-1, pad, -1), t], dim=1) for t in (freqs, amps, bands))
         phases = accumulate_phase(freqs, self.synth.hop, self.sample_rate, self.phase0)
         if noise.shape[1] != freqs.shape[1]:

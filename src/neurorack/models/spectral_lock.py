@@ -140,6 +140,134 @@ def moment_shaping(
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
+def floor_and_lock(
+    band_gains: Tensor,
+    partial_amps: Tensor,
+    freqs: Tensor,
+    targets: Tensor,
+    *,
+    band_freq: Tensor,
+    band_mass: Tensor,
+    band_power: Tensor,
+    partial_mass: float,
+    floor: float,
+    iterations: int = 6,
+) -> tuple[Tensor, Tensor]:
+    """Inference path of ``ddsp-impact``'s shape lock in one compiled pass (no gradient, CPU float32).
+
+    Per frame: the noise floor shaped like the request (``DDSPImpact._target_floor``), the
+    moment shaping of the expected magnitudes (:func:`moment_shaping`) and the power
+    renormalisation (``DDSPImpact.lock_spectrum``). Equal to those PyTorch steps; the tests check it.
+
+    Args:
+        band_gains: ``[B, M, nb]`` noise band gains; partial_amps, freqs: ``[B, M, K]`` (Hz).
+        targets: ``[B, M, 7]`` requested descriptors at synthesis-frame rate.
+        band_freq, band_mass, band_power: ``[nb]`` centre (Hz), expected magnitude and power per unit gain.
+        partial_mass: expected magnitude of a unit partial. floor: level of the floor (0: none).
+
+    Returns:
+        The shaped ``band_gains`` and ``partial_amps`` (new tensors).
+    """
+    batch, frames, nb = band_gains.shape
+    k = partial_amps.shape[-1]
+
+    def rows(t: Tensor, width: int) -> np.ndarray:
+        return t.detach().to("cpu", torch.float32).reshape(-1, width).contiguous().numpy()
+
+    with torch.no_grad():
+        log_freqs = torch.log(freqs.clamp_min(1e-30))
+    bands_out = np.empty((batch * frames, nb), dtype=np.float32)
+    amps_out = np.empty((batch * frames, k), dtype=np.float32)
+    tables = [t.detach().to("cpu", torch.float64).contiguous().numpy() for t in (band_freq, band_mass, band_power)]
+    kernel: Any = _floor_and_lock  # a numba dispatcher
+    kernel(
+        rows(band_gains, nb), rows(partial_amps, k), rows(freqs, k), rows(log_freqs, k), rows(targets, 7),
+        *tables, float(partial_mass), float(floor), EMPHASIS, iterations,
+        PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, bands_out, amps_out,
+    )  # fmt: skip
+    device = band_gains.device
+    return (
+        torch.from_numpy(bands_out).view(batch, frames, nb).to(device),
+        torch.from_numpy(amps_out).view(batch, frames, k).to(device),
+    )
+
+
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
+def _floor_and_lock(
+    bands: np.ndarray,
+    amps: np.ndarray,
+    freqs: np.ndarray,
+    log_freqs: np.ndarray,
+    targets: np.ndarray,
+    band_freq: np.ndarray,
+    band_mass: np.ndarray,
+    band_power: np.ndarray,
+    partial_mass: float,
+    floor: float,
+    emphasis: np.ndarray,
+    iterations: int,
+    priority_gain: float,
+    above: float,
+    shelf_width: float,
+    limits: np.ndarray,
+    max_step: float,
+    tolerance: float,
+    min_gain: float,
+    bands_out: np.ndarray,
+    amps_out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tested against the PyTorch path
+    frames, nb = bands.shape
+    k = amps.shape[1]
+    n = nb + k
+    theta = np.zeros(3)
+    scratch = np.empty((5, n))
+    mass, f, log_f, gains, level = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(nb)
+    log_band = np.empty(nb)
+    for b in range(nb):
+        f[b] = band_freq[b]
+        log_band[b] = math.log(max(band_freq[b], 20.0))  # the floor's distance (bands clamped to 20 Hz)
+        log_f[b] = math.log(max(band_freq[b], 1e-30))
+    for i in range(frames):
+        c_req, bw_req, r_req = np.float64(targets[i, 5]), np.float64(targets[i, 4]), np.float64(targets[i, 2])
+        top = -np.inf
+        for b in range(nb):
+            top = max(top, np.float64(bands[i, b]))
+        for j in range(k):
+            top = max(top, np.float64(amps[i, j]))
+        c = max(c_req, 20.0)
+        reach = max(max(bw_req, r_req - c), 0.0)
+        sigma = max(math.log1p(reach / c), 0.25)
+        log_c = math.log(c)
+        for b in range(nb):
+            bump = math.exp(-0.5 * ((log_band[b] - log_c) / sigma) ** 2)
+            level[b] = np.float64(bands[i, b]) + floor * top * bump
+            mass[b] = level[b] * band_mass[b]
+        for j in range(k):
+            mass[nb + j] = np.float64(amps[i, j]) * partial_mass
+            f[nb + j] = freqs[i, j]
+            log_f[nb + j] = log_freqs[i, j]
+        gains[:] = 1.0
+        _solve_frame(
+            mass, f, log_f, max(c_req, 20.0), bw_req, r_req, emphasis, iterations, priority_gain, above,
+            shelf_width, limits, max_step, tolerance, min_gain, theta, scratch, gains,
+        )  # fmt: skip
+        before = after = 0.0
+        for b in range(nb):
+            p = level[b] * level[b] * band_power[b]
+            before += p
+            after += p * gains[b] * gains[b]
+        for j in range(k):
+            a = np.float64(amps[i, j])
+            p = a * a * 0.5
+            before += p
+            after += p * gains[nb + j] * gains[nb + j]
+        keep = math.sqrt((before + 1e-20) / (after + 1e-20))
+        for b in range(nb):
+            bands_out[i, b] = level[b] * gains[b] * keep
+        for j in range(k):
+            amps_out[i, j] = np.float64(amps[i, j]) * gains[nb + j] * keep
+
+
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
 def _shape_frames(
     mass: np.ndarray,
@@ -159,134 +287,169 @@ def _shape_frames(
     min_gain: float,
     gains: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; tested through moment_shaping
-    """Solve every frame in place.
+    """Solve every frame in place (:func:`_solve_frame`, warm-started from the previous frame).
 
     ``mass, freqs, log_freqs: [F, N]`` (negative masses count as 0; Hz; ln Hz), ``centroid, bandwidth,
-    rolloff: [F]`` Hz.
-    Per frame, with ``c`` the requested centroid: ``x = f / c``, ``lg = ln x``, the shelf
-    ``sigmoid((lg - ln(r / c)) / shelf_width)`` and ``hard = lg > ln(r / c)``. Non-finite inputs leave the
-    frame's gains at 1.
+    rolloff: [F]`` Hz; ``gains: [F, N]`` ones on entry.
     """
     frames, n = mass.shape
-    goal_r = math.log(above / (1.0 - above))
-    m_k, x, lg, shelf, hard = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    t0 = t1 = t2 = 0.0  # warm start: each frame starts from the previous frame's solution
+    theta = np.zeros(3)
+    scratch = np.empty((5, n))
     for i in range(frames):
-        c = max(np.float64(centroid[i]), 20.0)
-        lr = math.log(max(np.float64(rolloff[i]), 20.0) / c)
-        goal_v = 2.0 * math.log(max(np.float64(bandwidth[i]), 10.0) / c)
-        if not (math.isfinite(c) and math.isfinite(lr) and math.isfinite(goal_v)):
-            continue
+        _solve_frame(
+            mass[i], freqs[i], log_freqs[i], centroid[i], bandwidth[i], rolloff[i], emphasis, iterations,
+            priority_gain, above, shelf_width, limits, max_step, tolerance, min_gain, theta, scratch, gains[i],
+        )  # fmt: skip
+
+
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
+def _solve_frame(
+    mass: np.ndarray,
+    freqs: np.ndarray,
+    log_freqs: np.ndarray,
+    centroid: float,
+    bandwidth: float,
+    rolloff: float,
+    emphasis: np.ndarray,
+    iterations: int,
+    priority_gain: float,
+    above: float,
+    shelf_width: float,
+    limits: np.ndarray,
+    max_step: float,
+    tolerance: float,
+    min_gain: float,
+    theta: np.ndarray,
+    scratch: np.ndarray,
+    gains: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tested through moment_shaping
+    """One frame: ``mass, freqs, log_freqs: [N]`` -> ``gains: [N]`` (left as they are when the frame has no
+    mass or a non-finite request). ``theta: [3]`` carries the solution to the next frame (warm start);
+    ``scratch: [5, N]`` is work space.
+
+    With ``c`` the requested centroid: ``x = f / c``, ``lg = ln x``, the shelf
+    ``sigmoid((lg - ln(r / c)) / shelf_width)`` and ``hard = lg > ln(r / c)``.
+    """
+    n = mass.shape[0]
+    goal_r = math.log(above / (1.0 - above))
+    m_k, x, lg, shelf, hard = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
+    t0, t1, t2 = theta[0], theta[1], theta[2]
+    c = max(np.float64(centroid), 20.0)
+    lr = math.log(max(np.float64(rolloff), 20.0) / c)
+    goal_v = 2.0 * math.log(max(np.float64(bandwidth), 10.0) / c)
+    if not (math.isfinite(c) and math.isfinite(lr) and math.isfinite(goal_v)):
+        return
+    s0 = s1 = s2 = sh = 0.0
+    inv_c, log_c = 1.0 / c, math.log(c)
+    for k in range(n):  # arithmetic and selects only: vectorises
+        m = max(np.float64(mass[k]), 0.0)
+        a = max(np.float64(log_freqs[k]) - log_c, _LOG_MIN_RATIO)
+        xk = max(np.float64(freqs[k]) * inv_c, _MIN_RATIO)
+        m_k[k] = m
+        x[k] = xk
+        lg[k] = a
+        shelf[k] = 1.0 / (1.0 + fast_exp(min(max((lr - a) / shelf_width, -600.0), 600.0)))
+        hard[k] = 1.0 if a > lr else 0.0
+        s0 += m
+        s1 += m * xk
+        s2 += m * xk * xk
+        sh += m * hard[k]
+    if not (math.isfinite(s0) and math.isfinite(s2) and s0 > 1e-300):
+        return
+    # priorities from the network's own spectrum: the request furthest from it matters most
+    sh = min(max(sh, s0 * 1e-6), s0 * (1.0 - 1e-6))
+    e1 = s1 / s0
+    p0 = emphasis[0] * (1.0 + priority_gain * abs(math.log(e1)))
+    p1 = emphasis[1] * (1.0 + priority_gain * abs(math.log(max(s2 / s0 - e1 * e1, 1e-8)) - goal_v))
+    p2 = emphasis[2] * (1.0 + priority_gain * abs(math.log(sh / (s0 - sh)) - goal_r))
+    for _ in range(iterations):
+        # sums S_g = Σ w g and their derivatives D_gj = Σ w g φ_j, g in (1, x, x², above), φ = (l, l², shelf)
         s0 = s1 = s2 = sh = 0.0
-        inv_c, log_c = 1.0 / c, math.log(c)
-        for k in range(n):  # arithmetic and selects only: vectorises
-            m = max(np.float64(mass[i, k]), 0.0)
-            a = max(np.float64(log_freqs[i, k]) - log_c, _LOG_MIN_RATIO)
-            xk = max(np.float64(freqs[i, k]) * inv_c, _MIN_RATIO)
-            m_k[k] = m
-            x[k] = xk
-            lg[k] = a
-            shelf[k] = 1.0 / (1.0 + fast_exp(min(max((lr - a) / shelf_width, -600.0), 600.0)))
-            hard[k] = 1.0 if a > lr else 0.0
-            s0 += m
-            s1 += m * xk
-            s2 += m * xk * xk
-            sh += m * hard[k]
-        if not (math.isfinite(s0) and math.isfinite(s2) and s0 > 1e-300):
-            continue
-        # priorities from the network's own spectrum: the request furthest from it matters most
+        d00 = d01 = d02 = d10 = d11 = d12 = d20 = d21 = d22 = d30 = d31 = d32 = 0.0
+        for k in range(n):  # branch-free, so it vectorises (components without mass add 0)
+            a = lg[k]
+            q = a * a
+            sk = shelf[k]
+            w = m_k[k] * fast_exp(t0 * a + t1 * q + t2 * sk)
+            wx = w * x[k]
+            wxx = wx * x[k]
+            wh = w * hard[k]
+            s0 += w
+            s1 += wx
+            s2 += wxx
+            sh += wh
+            d00 += w * a
+            d01 += w * q
+            d02 += w * sk
+            d10 += wx * a
+            d11 += wx * q
+            d12 += wx * sk
+            d20 += wxx * a
+            d21 += wxx * q
+            d22 += wxx * sk
+            d30 += wh * a
+            d31 += wh * q
+            d32 += wh * sk
+        if not s0 > 1e-300:
+            break
         sh = min(max(sh, s0 * 1e-6), s0 * (1.0 - 1e-6))
-        e1 = s1 / s0
-        p0 = emphasis[0] * (1.0 + priority_gain * abs(math.log(e1)))
-        p1 = emphasis[1] * (1.0 + priority_gain * abs(math.log(max(s2 / s0 - e1 * e1, 1e-8)) - goal_v))
-        p2 = emphasis[2] * (1.0 + priority_gain * abs(math.log(sh / (s0 - sh)) - goal_r))
-        for _ in range(iterations):
-            # sums S_g = Σ w g and their derivatives D_gj = Σ w g φ_j, g in (1, x, x², above), φ = (l, l², shelf)
-            s0 = s1 = s2 = sh = 0.0
-            d00 = d01 = d02 = d10 = d11 = d12 = d20 = d21 = d22 = d30 = d31 = d32 = 0.0
-            for k in range(n):  # branch-free, so it vectorises (components without mass add 0)
-                a = lg[k]
-                q = a * a
-                sk = shelf[k]
-                w = m_k[k] * fast_exp(t0 * a + t1 * q + t2 * sk)
-                wx = w * x[k]
-                wxx = wx * x[k]
-                wh = w * hard[k]
-                s0 += w
-                s1 += wx
-                s2 += wxx
-                sh += wh
-                d00 += w * a
-                d01 += w * q
-                d02 += w * sk
-                d10 += wx * a
-                d11 += wx * q
-                d12 += wx * sk
-                d20 += wxx * a
-                d21 += wxx * q
-                d22 += wxx * sk
-                d30 += wh * a
-                d31 += wh * q
-                d32 += wh * sk
-            if not s0 > 1e-300:
-                break
-            sh = min(max(sh, s0 * 1e-6), s0 * (1.0 - 1e-6))
-            e1, e2 = s1 / s0, s2 / s0
-            var = max(e2 - e1 * e1, 1e-8)
-            # rows of the Jacobian: d log E[x], d log Var[x], d logit(share above the roll-off)
-            de1 = ((d10 - e1 * d00) / s0, (d11 - e1 * d01) / s0, (d12 - e1 * d02) / s0)
-            de2 = ((d20 - e2 * d00) / s0, (d21 - e2 * d01) / s0, (d22 - e2 * d02) / s0)
-            rest = s0 - sh
-            j00, j01, j02 = de1[0] / e1, de1[1] / e1, de1[2] / e1
-            j10 = (de2[0] - 2.0 * e1 * de1[0]) / var
-            j11 = (de2[1] - 2.0 * e1 * de1[1]) / var
-            j12 = (de2[2] - 2.0 * e1 * de1[2]) / var
-            j20 = d30 / sh - (d00 - d30) / rest
-            j21 = d31 / sh - (d01 - d31) / rest
-            j22 = d32 / sh - (d02 - d32) / rest
-            r0, r1, r2 = math.log(e1), math.log(var) - goal_v, math.log(sh / rest) - goal_r
-            if max(abs(r0), abs(r1), abs(r2)) < tolerance:
-                break
-            # weighted rows, then the damped normal equations (JᵀJ + λI) δ = Jᵀr
-            r0, r1, r2 = r0 * p0 * p0, r1 * p1 * p1, r2 * p2 * p2  # one p for the row, one for Jᵀ
-            w0, w1, w2 = p0 * p0, p1 * p1, p2 * p2
-            n00 = w0 * j00 * j00 + w1 * j10 * j10 + w2 * j20 * j20
-            n01 = w0 * j00 * j01 + w1 * j10 * j11 + w2 * j20 * j21
-            n02 = w0 * j00 * j02 + w1 * j10 * j12 + w2 * j20 * j22
-            n11 = w0 * j01 * j01 + w1 * j11 * j11 + w2 * j21 * j21
-            n12 = w0 * j01 * j02 + w1 * j11 * j12 + w2 * j21 * j22
-            n22 = w0 * j02 * j02 + w1 * j12 * j12 + w2 * j22 * j22
-            g0 = j00 * r0 + j10 * r1 + j20 * r2
-            g1 = j01 * r0 + j11 * r1 + j21 * r2
-            g2 = j02 * r0 + j12 * r1 + j22 * r2
-            lam = 1e-3 * (n00 + n11 + n22) / 3.0 + 1e-12
-            n00 += lam
-            n11 += lam
-            n22 += lam
-            # symmetric 3×3 solve by Cramer's rule
-            c00 = n11 * n22 - n12 * n12
-            c01 = n02 * n12 - n01 * n22
-            c02 = n01 * n12 - n02 * n11
-            det = n00 * c00 + n01 * c01 + n02 * c02
-            if not (math.isfinite(det) and abs(det) > 1e-300):
-                break
-            c11 = n00 * n22 - n02 * n02
-            c12 = n01 * n02 - n00 * n12
-            c22 = n00 * n11 - n01 * n01
-            st0 = (c00 * g0 + c01 * g1 + c02 * g2) / det
-            st1 = (c01 * g0 + c11 * g1 + c12 * g2) / det
-            st2 = (c02 * g0 + c12 * g1 + c22 * g2) / det
-            if not (math.isfinite(st0) and math.isfinite(st1) and math.isfinite(st2)):
-                break
-            t0 = min(max(t0 - min(max(st0, -max_step), max_step), -limits[0]), limits[0])
-            t1 = min(max(t1 - min(max(st1, -max_step), max_step), -limits[1]), limits[1])
-            t2 = min(max(t2 - min(max(st2, -max_step), max_step), -limits[2]), limits[2])
-        # normalise by the loudest component that has mass (a silent one may sit anywhere), and keep
-        # the range within MIN_GAIN so the power renormalisation downstream stays finite in float32
-        top = -1e300
-        for k in range(n):
-            v = t0 * lg[k] + t1 * lg[k] * lg[k] + t2 * shelf[k]
-            gains[i, k] = v
-            top = max(top, v if m_k[k] > 0.0 else -1e300)
-        for k in range(n):
-            gains[i, k] = max(fast_exp(max(min(gains[i, k] - top, 0.0), -600.0)), min_gain)
+        e1, e2 = s1 / s0, s2 / s0
+        var = max(e2 - e1 * e1, 1e-8)
+        # rows of the Jacobian: d log E[x], d log Var[x], d logit(share above the roll-off)
+        de1 = ((d10 - e1 * d00) / s0, (d11 - e1 * d01) / s0, (d12 - e1 * d02) / s0)
+        de2 = ((d20 - e2 * d00) / s0, (d21 - e2 * d01) / s0, (d22 - e2 * d02) / s0)
+        rest = s0 - sh
+        j00, j01, j02 = de1[0] / e1, de1[1] / e1, de1[2] / e1
+        j10 = (de2[0] - 2.0 * e1 * de1[0]) / var
+        j11 = (de2[1] - 2.0 * e1 * de1[1]) / var
+        j12 = (de2[2] - 2.0 * e1 * de1[2]) / var
+        j20 = d30 / sh - (d00 - d30) / rest
+        j21 = d31 / sh - (d01 - d31) / rest
+        j22 = d32 / sh - (d02 - d32) / rest
+        r0, r1, r2 = math.log(e1), math.log(var) - goal_v, math.log(sh / rest) - goal_r
+        if max(abs(r0), abs(r1), abs(r2)) < tolerance:
+            break
+        # weighted rows, then the damped normal equations (JᵀJ + λI) δ = Jᵀr
+        r0, r1, r2 = r0 * p0 * p0, r1 * p1 * p1, r2 * p2 * p2  # one p for the row, one for Jᵀ
+        w0, w1, w2 = p0 * p0, p1 * p1, p2 * p2
+        n00 = w0 * j00 * j00 + w1 * j10 * j10 + w2 * j20 * j20
+        n01 = w0 * j00 * j01 + w1 * j10 * j11 + w2 * j20 * j21
+        n02 = w0 * j00 * j02 + w1 * j10 * j12 + w2 * j20 * j22
+        n11 = w0 * j01 * j01 + w1 * j11 * j11 + w2 * j21 * j21
+        n12 = w0 * j01 * j02 + w1 * j11 * j12 + w2 * j21 * j22
+        n22 = w0 * j02 * j02 + w1 * j12 * j12 + w2 * j22 * j22
+        g0 = j00 * r0 + j10 * r1 + j20 * r2
+        g1 = j01 * r0 + j11 * r1 + j21 * r2
+        g2 = j02 * r0 + j12 * r1 + j22 * r2
+        lam = 1e-3 * (n00 + n11 + n22) / 3.0 + 1e-12
+        n00 += lam
+        n11 += lam
+        n22 += lam
+        # symmetric 3×3 solve by Cramer's rule
+        c00 = n11 * n22 - n12 * n12
+        c01 = n02 * n12 - n01 * n22
+        c02 = n01 * n12 - n02 * n11
+        det = n00 * c00 + n01 * c01 + n02 * c02
+        if not (math.isfinite(det) and abs(det) > 1e-300):
+            break
+        c11 = n00 * n22 - n02 * n02
+        c12 = n01 * n02 - n00 * n12
+        c22 = n00 * n11 - n01 * n01
+        st0 = (c00 * g0 + c01 * g1 + c02 * g2) / det
+        st1 = (c01 * g0 + c11 * g1 + c12 * g2) / det
+        st2 = (c02 * g0 + c12 * g1 + c22 * g2) / det
+        if not (math.isfinite(st0) and math.isfinite(st1) and math.isfinite(st2)):
+            break
+        t0 = min(max(t0 - min(max(st0, -max_step), max_step), -limits[0]), limits[0])
+        t1 = min(max(t1 - min(max(st1, -max_step), max_step), -limits[1]), limits[1])
+        t2 = min(max(t2 - min(max(st2, -max_step), max_step), -limits[2]), limits[2])
+    # normalise by the loudest component that has mass (a silent one may sit anywhere), and keep
+    # the range within MIN_GAIN so the power renormalisation downstream stays finite in float32
+    theta[0], theta[1], theta[2] = t0, t1, t2
+    top = -1e300
+    for k in range(n):
+        v = t0 * lg[k] + t1 * lg[k] * lg[k] + t2 * shelf[k]
+        gains[k] = v
+        top = max(top, v if m_k[k] > 0.0 else -1e300)
+    for k in range(n):
+        gains[k] = max(fast_exp(max(min(gains[k] - top, 0.0), -600.0)), min_gain)
