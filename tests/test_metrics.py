@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from neurorack.metrics import (
     limit_threads,
     mrstft_distance,
     realtime_factor,
+    speed,
     synthetic_impact,
     time_audio,
 )
@@ -226,13 +228,14 @@ def test_limit_threads_restores() -> None:
         pass
 
 
-def test_time_audio_protocol() -> None:
+def test_time_audio_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
     def job() -> np.ndarray:
         calls.append(1)
         return np.ones(1_000_000)  # 8 MB: visible to tracemalloc
 
+    monkeypatch.setattr(speed, "WARM_SECONDS", 0.0)
     result = time_audio("job", job, 2.0, repeats=3, warmup=2)
     assert len(calls) == 2 + 3 + 1  # warm-up, timed, one traced run
     assert len(result.times) == 3
@@ -244,6 +247,25 @@ def test_time_audio_protocol() -> None:
         time_audio("job", job, 1.0, repeats=0)
     with pytest.raises(NeurorackError):
         time_audio("job", job, 0.0)
+
+
+def test_time_audio_warms_fast_jobs_for_warm_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast job is run untimed until WARM_SECONDS have passed (and at least ``warmup`` times)."""
+    monkeypatch.setattr(speed, "WARM_SECONDS", 0.05)
+    stamps: list[float] = []
+
+    def job() -> None:
+        stamps.append(time.perf_counter())
+        time.sleep(0.002)
+
+    time_audio("job", job, 1.0, repeats=2, warmup=1, trace_memory=False)
+    warm, first_timed = stamps[:-2], stamps[-2]
+    assert len(warm) >= 2
+    assert first_timed - warm[0] >= 0.05 - 1e-3  # timing began once WARM_SECONDS had passed
+    assert all(t - warm[0] < 0.05 for t in warm)  # and no warm-up run was started after that
+    stamps.clear()
+    time_audio("job", job, 1.0, repeats=2, warmup=0, trace_memory=False)
+    assert len(stamps) == 2  # warmup=0: no warm-up at all
 
 
 def test_realtime_factor_of_a_generator(config: DescriptorConfig) -> None:

@@ -193,14 +193,15 @@ def test_overfits_one_batch(corpus: Corpus) -> None:
     batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
     opt = torch.optim.Adam(module.parameters(), lr=1e-2)
     losses = []
-    for _ in range(30):
+    for _ in range(80):
         terms = module._reconstruction(module.model(batch["descriptors"]), batch)
         opt.zero_grad()
         terms["loss"].backward()
         opt.step()
         losses.append(terms["loss"].item())
     assert all(np.isfinite(losses))
-    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:3]), losses
+    # the loss is noisy step to step (random noise excitation): compare the means of the ends
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:3]), losses
 
 
 def test_non_finite_gradients_skip_the_step() -> None:
