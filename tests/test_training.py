@@ -191,17 +191,31 @@ def test_overfits_one_batch(corpus: Corpus) -> None:
     module.set_statistics(*descriptor_statistics(corpus))
     ds = SegmentDataset(corpus, "train", frames=8, random_crops=False)
     batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
-    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(80):
-        terms = module._reconstruction(module.model(batch["descriptors"]), batch)
+
+    def loss(seed: int | None = None) -> torch.Tensor:
+        if seed is not None:
+            torch.manual_seed(seed)  # the same noise excitation before and after training
+        return module._reconstruction(module.model(batch["descriptors"]), batch)["loss"]
+
+    def held_out() -> float:
+        with torch.no_grad():
+            return float(np.mean([loss(1000 + i).item() for i in range(4)]))
+
+    before = held_out()
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    checkpoints = []
+    for step in range(1, 121):
+        value = loss()
         opt.zero_grad()
-        terms["loss"].backward()
+        value.backward()
         opt.step()
-        losses.append(terms["loss"].item())
-    assert all(np.isfinite(losses))
-    # the loss is noisy step to step (random noise excitation): compare the means of the ends
-    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:3]), losses
+        assert torch.isfinite(value)
+        if step % 20 == 0:
+            checkpoints.append(held_out())
+    # a few-item batch trains unevenly (the shape lock is solved without gradient, so single steps can
+    # overshoot): the best checkpoint must be well below the start and the last one no worse than it
+    assert min(checkpoints) < 0.8 * before, (before, checkpoints)
+    assert checkpoints[-1] < before, (before, checkpoints)
 
 
 def test_non_finite_gradients_skip_the_step() -> None:
