@@ -91,7 +91,23 @@ def test_moment_shaping_degenerate_frames_keep_unit_gains() -> None:
     assert torch.isfinite(gains).all()
     assert torch.equal(gains[1], torch.ones(FREQS.numel()))
     assert torch.equal(gains[2], torch.ones(FREQS.numel()))
-    assert torch.allclose(gains.amax(-1), torch.ones(4))  # largest gain 1 in every frame
+    # the loudest shaped component keeps the mass of the loudest proposed one
+    for i in (0, 3):
+        assert float((mass[i] * gains[i]).max()) == pytest.approx(float(mass[i].max()), rel=1e-4)
+
+
+def test_moment_shaping_output_has_the_solved_shape_despite_near_silent_components() -> None:
+    """A component with almost no mass may get a huge gain; the others must keep theirs (no -120 dB floor)."""
+    mass = spectra(8)
+    mass[:, 0] = 1e-12  # 40 Hz band: near silent, at the far end of the log-frequency axis
+    c, b, _ = expected(mass)
+    r = rolloff(mass)
+    want_c = 0.5 * c  # half the centroid, bandwidth and roll-off held
+    gains = moment_shaping(mass, FREQS.expand_as(mass), want_c, b, r, iterations=40)
+    got_c, _, _ = expected(mass * gains)
+    unclipped = (gains > 1.0001e-6).float().mean()
+    assert unclipped > 0.5, "most components were pushed onto the gain floor"
+    assert torch.median((got_c / want_c).log().abs()) < 0.15
 
 
 def test_moment_shaping_keeps_shape_dtype_and_has_no_gradient() -> None:
@@ -109,17 +125,19 @@ def test_silent_components_do_not_set_the_gain_scale() -> None:
     mass[:, FREQS.argmax()] = 0.0  # e.g. a partial above Nyquist, muted
     c = torch.full((3,), 15_000.0)  # far brighter than the spectra: a steep upward tilt
     gains = moment_shaping(mass, FREQS.expand_as(mass), c, c / 3, c * 1.3)
-    loudest_with_mass = (gains * (mass > 0)).amax(-1)
-    assert torch.allclose(loudest_with_mass, torch.ones(3))
-    assert gains.min() >= 1e-6
+    # the scale is set by the loudest shaped component, which has mass
+    assert torch.allclose((mass * gains).amax(-1), mass.amax(-1), rtol=1e-4)
+    assert (gains * (mass > 0)).amax(-1).min() >= 1e-3  # real components are not pushed to ~0
+    assert gains.min() >= 1e-6 and torch.isfinite(gains).all()
 
 
 def test_floor_and_lock_equals_the_pytorch_steps() -> None:
     """ddsp-impact's compiled inference lock (floor + shaping + power renormalisation) gives what the
-    differentiable steps give, on the bundled model's own network outputs. Not bit for bit: where the
-    requested roll-off sits on a component's frequency (real hits: roll-off ≈ centroid in the tail),
-    float32 and float64 may put it on either side of the shelf, and the warm start carries that on:
-    gains then differ by up to ~2 % (0.2 dB)."""
+    differentiable steps give, on the bundled model's own network outputs: per frame the same centroid,
+    spread and power. Not the same gains bit for bit: where the requested roll-off sits on a component's
+    frequency (real hits: roll-off ≈ centroid in the tail) float32 and float64 may put it on either side
+    of the shelf, the solver then takes another path to another point of the same valley (one frame of
+    the anchor: gains up to 57 % apart, centroid 0.2 % apart), and the warm start carries that on."""
     import neurorack as nr
     from neurorack.models.spectral_lock import floor_and_lock
 
@@ -137,7 +155,14 @@ def test_floor_and_lock_equals_the_pytorch_steps() -> None:
         )  # fmt: skip
         floored = bands + model._target_floor(torch.cat([bands, amps], dim=-1), targets)
         slow = model.lock_spectrum(floored, amps, freqs, targets)
-    for got, want in zip(fast, slow, strict=True):
-        error = (got - want).abs() / want.abs().amax(-1, keepdim=True)
-        assert error.max() < 3e-2 and error.mean() < 2e-3
-        assert torch.isfinite(got).all()
+    f = torch.cat([model.band_freq.expand_as(bands), freqs], dim=-1)
+    moments = []
+    for b, a in (fast, slow):
+        assert torch.isfinite(b).all() and torch.isfinite(a).all()
+        mass = torch.cat([b * model.band_mass, a * model.partial_mass], dim=-1)
+        centroid = (mass * f).sum(-1) / mass.sum(-1)
+        spread = ((mass * (f - centroid.unsqueeze(-1)) ** 2).sum(-1) / mass.sum(-1)).sqrt()
+        power = (b.square() * model.band_power).sum(-1) + (a.square() / 2).sum(-1)
+        moments.append(torch.stack([centroid, spread, power], -1))
+    error = (moments[0] / moments[1]).log().abs()
+    assert error.amax() < 0.02 and error.mean() < 3e-3
