@@ -81,6 +81,25 @@ def test_assignment_and_offsets_change_the_curves(engine: Engine) -> None:
     assert np.allclose(shifted[:, 6], base[:, 6] + 50.0, atol=1e-2)
 
 
+def test_moved_knobs_are_named_to_the_model(engine: Engine) -> None:
+    """The renderer tells the model which descriptors the CVs and offsets moved (Generator.focus)."""
+    engine.assign(3, "brightness")
+    engine.set_cv(3, 0.0)
+    engine.set_offset("rolloff", 0.0)
+    _settle(engine)
+    _, _, moved = engine.renderer.curves()
+    assert "centroid" not in moved and "rolloff" not in moved
+    engine.set_cv(3, 2.5)
+    engine.set_offset("rolloff", 1000.0)
+    _settle(engine)
+    _, _, moved = engine.renderer.curves()
+    assert moved["centroid"] > 1.0 and moved["rolloff"] > 1.0
+    engine.set_cv(3, 0.0)
+    engine.set_offset("rolloff", 0.0)
+    _settle(engine)
+    assert engine.model.model.lock_emphasis is None  # the hint lasts one render
+
+
 def test_gates_play_and_gate_two_rerenders(engine: Engine) -> None:
     _settle(engine)
     hits = engine.status().extra["hits"]

@@ -48,6 +48,7 @@ GENERATOR_KEYS = {
     "mrstft",
     "control",
     "speed",
+    "control_focused",
 }
 CONTROL_KEYS = {"slope", "rho", "n_sounds", "n_valid", "response"}
 
@@ -127,6 +128,10 @@ def test_eval_json_through_the_cli(setup: tuple[Path, Path], capsys: pytest.Capt
         assert g["sample_rate"] == SR
     model_row = gens["tiny"]
     assert model_row["kind"] == "model" and model_row["class"] == "ddsp-impact"
+    # ddsp-impact takes the hint of the moved knob: its brightness controls are measured again with it
+    assert list(model_row["control_focused"]) == ["centroid", "bandwidth", "rolloff"]
+    assert all(e["n_sounds"] == 2 and set(e) == CONTROL_KEYS for e in model_row["control_focused"].values())
+    assert all(g["control_focused"] == {} for g in doc["generators"] if g["kind"] == "baseline")
     assert model_row["parameters"] > 0 and model_row["file_bytes"] == model.stat().st_size
     assert model_row["source"] == str(model)
     assert gens["dsp"]["kind"] == "baseline" and gens["dsp"]["parameters"] is None
@@ -197,10 +202,12 @@ def test_evaluate_api_and_renderings(setup: tuple[Path, Path]) -> None:
     assert report.result("tiny").mrstft.n == 2
     assert list(report.result("tiny").control) == ["rms", "centroid"]
     assert len(report.examples) == 1 and set(report.examples[0].generated) == {"tiny"}
-    assert calls[-1][1] == calls[-1][2] == 2 + 2 * len(DEFAULT_SCALES)
+    assert list(report.result("tiny").control_focused) == ["centroid"]  # only the descriptors asked for
+    assert calls[-1][1] == calls[-1][2] == 2 + 3 * len(DEFAULT_SCALES)  # rms, centroid, centroid named
     assert all(task.startswith("tiny: ") for task, _, _ in calls)
-    assert render_table(report).row_count == 1
-    assert render_markdown(report, "neurorack eval x").count("\n| tiny |") == 1
+    assert render_table(report).row_count == 2  # the model, and the model with the knob named
+    markdown = render_markdown(report, "neurorack eval x")
+    assert markdown.count("\n| tiny |") == 1 and markdown.count("\n| tiny, knob named |") == 1
     with pytest.raises(KeyError):
         report.result("dsp")
     with pytest.raises(NeurorackError, match="unique"):

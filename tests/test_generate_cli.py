@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from neurorack.anchors import edit_curves, position_curves
+from neurorack.anchors import edit_curves, edit_ratios, position_curves
 from neurorack.cli import main
 from neurorack.model_file import export_model, load_model
 from neurorack.models import TINY_CONFIGS, build_model, model_names
@@ -69,8 +69,10 @@ def test_generate_position_edits_and_plot(model_path: Path, tmp_path: Path, caps
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     model = load_model(model_path)
     curves = position_curves([model.anchor(n) for n in ("kick", "snare", "hat")], 0.25)
-    curves = edit_curves(curves, scale={"centroid": 1.3, "rms": 0.5}, absolute={"f0": 80})
-    np.testing.assert_array_equal(read(out)[0], model.generate(curves, seed=1))
+    edited = edit_curves(curves, scale={"centroid": 1.3, "rms": 0.5}, absolute={"f0": 80})
+    with model.focus(edit_ratios(curves, edited)):  # the CLI names the edited descriptors
+        np.testing.assert_array_equal(read(out)[0], model.generate(edited, seed=1))
+    assert not np.array_equal(read(out)[0], model.generate(edited, seed=1))  # and that changes the hit
 
 
 def test_generate_anchor_pair_preset_and_duration(model_path: Path, tmp_path: Path) -> None:

@@ -232,6 +232,27 @@ def edit_curves(
     return out.astype(np.float32)
 
 
+def edit_ratios(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """How far an edit moved each descriptor: ratio of the medians of ``after`` to ``before``.
+
+    For :meth:`neurorack.generators.base.Generator.focus` (the engine and ``generate --set`` name the
+    descriptors a player moved). Both ``float[frames, 7]``, the same frames (an edit, not a stretch);
+    descriptors whose median did not change, or was 0 before, are left out.
+
+    Returns:
+        descriptor name -> ratio (> 0).
+    """
+    a, b = check_curves(before), check_curves(after)
+    if a.shape != b.shape:
+        raise NeurorackError(f"edit_ratios needs curves of one shape, got {list(a.shape)} and {list(b.shape)}")
+    ratios: dict[str, float] = {}
+    for col, name in enumerate(DESCRIPTOR_NAMES):
+        m0, m1 = float(np.median(a[:, col])), float(np.median(b[:, col]))
+        if m0 > 0 and m1 > 0 and m1 != m0:
+            ratios[name] = m1 / m0
+    return ratios
+
+
 _NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
 _EDIT_RE = re.compile(
     rf"""^(?:

@@ -67,7 +67,9 @@ JSON (``neurorack eval --json``, ``DIR/eval.json``; :meth:`EvalReport.to_dict`),
                     "response": [0.5, ...]},  # median over valid sounds of measured / measured at scale 1
             ...                               # all seven; f0 over sounds.f0
           },
-          "speed": {...} | null               # a neurorack-bench/1 row (ratio null)
+          "speed": {...} | null,              # a neurorack-bench/1 row (ratio null)
+          "control_focused": {"centroid": {...}, "bandwidth": {...}, "rolloff": {...}}
+                                              # scaled descriptor named (Generator.focus), else {}
         }, ...
       ]
     }
@@ -103,6 +105,9 @@ SCHEMA = "neurorack-eval/1"
 
 #: Descriptors in table order (loudness and brightness first, pitch last).
 TABLE_DESCRIPTORS: tuple[str, ...] = ("rms", "centroid", "bandwidth", "rolloff", "flatness", "zcr", "f0")
+#: Descriptors measured a second time with the scaled one named (``GeneratorResult.control_focused``).
+FOCUS_DESCRIPTORS: tuple[str, ...] = ("centroid", "bandwidth", "rolloff")
+
 
 #: Tonal sounds: frames within this many dB of the peak rms are examined.
 TONAL_ACTIVE_DB = 30.0
@@ -214,6 +219,10 @@ class GeneratorResult:
         mrstft: reconstruction distance on the test sounds.
         control: per descriptor (in :data:`TABLE_DESCRIPTORS` order), the control response.
         speed: × real time on one thread, or None when speed was not measured.
+        control_focused: for generators that take a hint of the moved descriptor
+            (:meth:`~neurorack.generators.base.Generator.focus`), the control response of the locked
+            brightness descriptors with the scaled one named, as when a player turns a knob
+            (:data:`FOCUS_DESCRIPTORS`); empty for the others.
     """
 
     name: str
@@ -228,6 +237,7 @@ class GeneratorResult:
     mrstft: MrstftSummary
     control: dict[str, ControlEntry]
     speed: BenchRow | None
+    control_focused: dict[str, ControlEntry] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -243,6 +253,7 @@ class GeneratorResult:
             "mrstft": self.mrstft.to_dict(),
             "control": {name: entry.to_dict() for name, entry in self.control.items()},
             "speed": self.speed.to_dict() if self.speed is not None else None,
+            "control_focused": {name: entry.to_dict() for name, entry in self.control_focused.items()},
         }
 
 
@@ -625,6 +636,8 @@ def evaluate(
 
     n_scales = len(scales)
     control_units = sum(n_scales * (len(f0_idx) if d == "f0" else len(control_idx)) for d in descriptors)
+    focus_descriptors = [d for d in FOCUS_DESCRIPTORS if d in descriptors] if control_idx else []
+    focus_units = n_scales * len(control_idx) * len(focus_descriptors)  # generators that take the hint
     speed_units = speed_repeats + 2 if speed else 0
     total = len(data) + control_units + speed_units
 
@@ -634,12 +647,13 @@ def evaluate(
         for cand in candidates:
             gen = cand.generator
             done = 0
+            gen_total = total + (focus_units if gen.takes_focus else 0)
 
-            def tick(amount: int, stage: str, _name: str = cand.name) -> None:
+            def tick(amount: int, stage: str, _name: str = cand.name, _total: int = gen_total) -> None:
                 nonlocal done
                 done += amount
                 if progress is not None:
-                    progress(f"{_name}: {stage}", done, total)
+                    progress(f"{_name}: {stage}", done, _total)
 
             tick(0, "MR-STFT")
             mr, kept[cand.name] = mrstft_scores(
@@ -655,6 +669,14 @@ def evaluate(
                 summary = control_response_many(gen, [data[i][1] for i in idx], d, scales, seed=seed)
                 control[d] = ControlEntry.from_summary(summary, scales)
                 tick(n_scales * len(idx), f"control {d}")
+            focused: dict[str, ControlEntry] = {}
+            if gen.takes_focus:
+                for d in focus_descriptors:
+                    tick(0, f"control {d}, knob named")
+                    curves = [data[i][1] for i in control_idx]
+                    summary = control_response_many(gen, curves, d, scales, seed=seed, focused=True)
+                    focused[d] = ControlEntry.from_summary(summary, scales)
+                    tick(n_scales * len(control_idx), f"control {d}, knob named")
             row: BenchRow | None = None
             if speed:
                 tick(0, "speed")
@@ -678,6 +700,7 @@ def evaluate(
                     mrstft=mr,
                     control=control,
                     speed=row,
+                    control_focused=focused,
                 )
             )
 
@@ -757,20 +780,25 @@ def table_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
     rows: list[list[str]] = []
     for r in report.results:
         cells = [r.name, r.cls if r.kind == "model" else r.kind, f"{_fmt(r.mrstft.median)} ({_fmt(r.mrstft.mean)})"]
-        for d in descs:
-            e = r.control.get(d)
-            if e is None or e.n_sounds == 0:
-                cells.append("—")
-            else:
-                cell = f"{_fmt(e.slope)} / {_fmt(e.rho)}"
-                if 0 < e.n_valid < e.n_sounds:
-                    cell += f" [{e.n_valid}/{e.n_sounds}]"
-                cells.append(cell)
+        cells += [_control_cell(r.control.get(d)) for d in descs]
         cells.append(_bench_factor(r.speed.realtime_factor) if r.speed is not None else "—")
         cells.append(_fmt_count(r.parameters))
         cells.append(_fmt_bytes(r.file_bytes))
         rows.append(cells)
+        if r.control_focused:
+            focused = [f"{r.name}, knob named", "(same model)", "—"]
+            focused += [_control_cell(r.control_focused.get(d)) for d in descs]
+            rows.append([*focused, "—", "—", "—"])
     return header, rows
+
+
+def _control_cell(e: ControlEntry | None) -> str:
+    if e is None or e.n_sounds == 0:
+        return "—"
+    cell = f"{_fmt(e.slope)} / {_fmt(e.rho)}"
+    if 0 < e.n_valid < e.n_sounds:
+        cell += f" [{e.n_valid}/{e.n_sounds}]"
+    return cell
 
 
 def _title(report: EvalReport) -> str:

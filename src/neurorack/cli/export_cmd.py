@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from neurorack.anchors import EDIT_SYNTAX, edit_curves, parse_edits, resample_curves
+from neurorack.anchors import EDIT_SYNTAX, edit_curves, edit_ratios, parse_edits, resample_curves
 from neurorack.cli.console import console, err_console
 from neurorack.errors import NeurorackError
 from neurorack.presets import PRESETS, impact_curves
@@ -119,10 +119,12 @@ def generate_command(
     curves, source = choose_curves(model, anchors=list(anchor or []), preset=preset, position=position)
     if duration is not None:
         curves = resample_curves(curves, model.frames_for(duration))
-    curves = edit_curves(curves, scale=scale, offset=offset, absolute=absolute)
+    edited = edit_curves(curves, scale=scale, offset=offset, absolute=absolute)
+    moved, curves = edit_ratios(curves, edited), edited
     if seed is None:
         seed = secrets.randbelow(2**31)
-    audio = model.generate(curves, seed=seed)
+    with model.focus(moved):  # the edited descriptors win where the requests conflict
+        audio = model.generate(curves, seed=seed)
     try:
         written = write_audio(out, audio, model.sample_rate)
     except OSError as exc:

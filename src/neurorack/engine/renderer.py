@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neurorack.anchors import edit_ratios
 from neurorack.engine import calibration as cal
 from neurorack.errors import NeurorackError
 
@@ -186,8 +187,9 @@ class Renderer:
         eng.note(f"model {label} loaded", level=logging.INFO)
 
     # -- rendering -------------------------------------------------------------------------------
-    def curves(self) -> tuple[np.ndarray, float]:
-        """Descriptor curves ``float32[frames, 7]`` and the inharmonicity for the current controls."""
+    def curves(self) -> tuple[np.ndarray, float, dict[str, float]]:
+        """Descriptor curves ``float32[frames, 7]``, the inharmonicity and the descriptors the CVs and
+        offsets moved (name -> ratio to the anchor curves: :meth:`Generator.focus`)."""
         eng = self.engine
         model = eng.model
         params = eng.parameters()
@@ -216,8 +218,8 @@ class Renderer:
                 offset[target] = offset.get(target, 0.0) + cal.offset_for(target, u)
             else:
                 scale[target] = scale.get(target, 1.0) * cal.scale_for(target, u)
-        curves = model.edit(curves, scale=scale, offset=offset)
-        return curves, inharmonicity
+        edited = model.edit(curves, scale=scale, offset=offset)
+        return edited, inharmonicity, edit_ratios(curves, edited)
 
     def render_now(self) -> None:
         """Render and publish the impact for the current controls on the calling thread."""
@@ -227,11 +229,12 @@ class Renderer:
         """Render the impact for the controls in ``key`` and publish it."""
         eng = self.engine
         t0 = time.perf_counter()
-        curves, inharmonicity = self.curves()
+        curves, inharmonicity, moved = self.curves()
         net = getattr(eng.model, "model", None)
         if net is not None and hasattr(net, "inharmonicity"):
             net.inharmonicity = float(inharmonicity)
-        audio = eng.model.generate(curves, seed=self.seed)
+        with eng.model.focus(moved):  # the knobs the player turned win where requests conflict
+            audio = eng.model.generate(curves, seed=self.seed)
         if eng.model.sample_rate != eng.sample_rate:
             from neurorack.audio_io import resample
 

@@ -8,6 +8,8 @@ is a :class:`Generator`, so ``eval``, ``bench`` and the engine treat them alike.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -43,6 +45,23 @@ class Generator(ABC):
     def latency(self) -> int:
         """Algorithmic latency in samples (0 for offline generators)."""
         return 0
+
+    @property
+    def takes_focus(self) -> bool:
+        """Whether :meth:`focus` changes anything for this generator."""
+        return False
+
+    @contextmanager
+    def focus(self, moved: Mapping[str, float]) -> Iterator[None]:
+        """Within the block, tell the generator which descriptors the player moved, and by what factor.
+
+        ``moved`` maps descriptor names (or perceptual aliases) to the ratio of the requested to the
+        unedited curve (2.0: doubled). When the requested curves cannot all be met at once (a doubled
+        roll-off at the same centroid and bandwidth), a generator that can trade them off gives the
+        moved ones priority; others ignore the hint (this default). The engine and ``generate --set``
+        know which knob was turned; a bare ``generate(curves)`` does not.
+        """
+        yield
 
     def generate(self, descriptors: np.ndarray, *, seed: int | None = None) -> np.ndarray:
         """Render ``descriptors: float[frames, 7]`` to ``float32[frames * hop_length]``.

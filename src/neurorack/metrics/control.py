@@ -131,6 +131,7 @@ def control_response(
     descriptor: str,
     scales: Sequence[float] = DEFAULT_SCALES,
     seed: int = 0,
+    focused: bool = False,
 ) -> ControlResult:
     """Measure how one descriptor of ``generator``'s output follows a scaled input curve.
 
@@ -140,6 +141,9 @@ def control_response(
         descriptor: name or perceptual alias of the descriptor to scale (e.g. ``"centroid"``).
         scales: at least two distinct positive scale factors.
         seed: generation seed, the same for every scale so only the control changes.
+        focused: tell the generator which descriptor was scaled (:meth:`Generator.focus`), as the
+            engine and ``generate --set`` do when a player turns a knob; the SPEC §6 protocol is
+            ``False`` (the curves alone).
 
     Returns:
         A :class:`ControlResult` (flagged, not raised, when the output is degenerate).
@@ -166,7 +170,11 @@ def control_response(
     for i, s in enumerate(scale_arr):
         edited = curves.copy()
         edited[:, col] *= np.float32(s)
-        audio = generator.generate(edited, seed=seed)
+        if focused:
+            with generator.focus({name: float(s)}):
+                audio = generator.generate(edited, seed=seed)
+        else:
+            audio = generator.generate(edited, seed=seed)
         out = describe_with(audio, cfg)[:n_frames, col]
         measured[i] = float(np.median(out[mask[: out.shape[0]]]))
     at_floor = measured <= floor
@@ -200,6 +208,7 @@ def control_response_many(
     descriptor: str,
     scales: Sequence[float] = DEFAULT_SCALES,
     seed: int = 0,
+    focused: bool = False,
 ) -> ControlSummary:
     """Median control response over several sounds (SPEC §6).
 
@@ -209,6 +218,7 @@ def control_response_many(
         descriptor: descriptor name or perceptual alias.
         scales: scale factors, as in :func:`control_response`.
         seed: generation seed; sound ``i`` uses ``seed + i``.
+        focused: as in :func:`control_response`.
 
     Returns:
         A :class:`ControlSummary`; sounds without active frames are skipped, flagged results are
@@ -227,7 +237,7 @@ def control_response_many(
     for i, c in enumerate(curves):
         if not active_frames(check_descriptors(c)).any():
             continue
-        results.append(control_response(generator, c, descriptor, scales, seed=seed + i))
+        results.append(control_response(generator, c, descriptor, scales, seed=seed + i, focused=focused))
     valid = [r for r in results if r.valid]
     nan = float("nan")
     return ControlSummary(

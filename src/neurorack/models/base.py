@@ -9,12 +9,14 @@ weights) so an exported model needs nothing from the training corpus.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig
+from neurorack.descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, DescriptorConfig, descriptor_index
+from neurorack.errors import NeurorackError
 
 #: Descriptors fed to the network on a log scale (strictly positive quantities in Hz or amplitude).
 LOG_DESCRIPTORS: tuple[int, ...] = (0, 2, 3, 4, 5, 6)
@@ -28,6 +30,21 @@ def to_feature_scale(descriptors: Tensor) -> Tensor:
     """
     mask = torch.tensor([i in LOG_DESCRIPTORS for i in range(N_DESCRIPTORS)], device=descriptors.device)
     return torch.where(mask, torch.log(descriptors.clamp_min(LOG_FLOOR)), descriptors)
+
+
+def canonical_focus(moved: Mapping[str, float] | None) -> dict[str, float]:
+    """``moved`` (names or perceptual aliases -> ratio) with canonical descriptor names.
+
+    Raises:
+        NeurorackError: an unknown descriptor name.
+    """
+    out: dict[str, float] = {}
+    for key, ratio in (moved or {}).items():
+        try:
+            out[DESCRIPTOR_NAMES[descriptor_index(key)]] = float(ratio)
+        except ValueError as exc:
+            raise NeurorackError(str(exc)) from None
+    return out
 
 
 class ImpactModel(nn.Module):
@@ -71,6 +88,17 @@ class ImpactModel(nn.Module):
     def latency(self) -> int:
         """Algorithmic latency in samples (0: offline, whole impact rendered at once)."""
         return 0
+
+    def set_focus(self, moved: Mapping[str, float] | None) -> None:
+        """Descriptors the player moved (name -> requested / unedited ratio), None to clear.
+
+        See :meth:`neurorack.generators.base.Generator.focus`; models without a trade-off between
+        descriptors ignore it (this default, which still checks the names).
+
+        Raises:
+            NeurorackError: an unknown descriptor name.
+        """
+        canonical_focus(moved)
 
     def set_statistics(self, mean: Tensor, std: Tensor) -> None:
         """Store normalisation statistics of :func:`to_feature_scale` descriptors, each ``[7]``."""

@@ -20,6 +20,7 @@ Shapes: descriptors ``[B, F, 7]`` in physical units -> audio ``[B, F * hop]``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,10 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from neurorack.descriptors import frame_rms
-from neurorack.models.base import ImpactModel
+from neurorack.models.base import ImpactModel, canonical_focus
 from neurorack.models.registry import register_model
 from neurorack.models.spectral_kernels import kernels_apply
-from neurorack.models.spectral_lock import centroid_tilt, floor_and_lock, moment_shaping
+from neurorack.models.spectral_lock import centroid_tilt, floor_and_lock, focus_emphasis, moment_shaping
 from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase
 
 
@@ -153,6 +154,7 @@ class DDSPImpact(ImpactModel):
         self.register_buffer("phase0", math.pi * harmonics * (harmonics - 1) / n_partials, persistent=False)
         self._table: Tensor | None = None
         self.inharmonicity = 0.0  # user offset added to the learned stretch β (a knob, not a weight)
+        self.lock_emphasis: np.ndarray | None = None  # the shape lock's priorities (set_focus), None: default
         for module in self.modules():
             if isinstance(module, nn.Conv1d):
                 nn.init.xavier_uniform_(module.weight)
@@ -164,6 +166,10 @@ class DDSPImpact(ImpactModel):
     band_mass: Tensor
     band_power: Tensor
     band_freq: Tensor
+
+    def set_focus(self, moved: Mapping[str, float] | None) -> None:
+        """Give the moved brightness descriptors priority in the shape lock (:func:`focus_emphasis`)."""
+        self.lock_emphasis = focus_emphasis(canonical_focus(moved))
 
     def lock_spectrum(
         self, band_gains: Tensor, partial_amps: Tensor, freqs: Tensor, descriptors: Tensor
@@ -180,7 +186,9 @@ class DDSPImpact(ImpactModel):
         mass = torch.cat([band_gains * self.band_mass, partial_amps * self.partial_mass], dim=-1)
         centroid = descriptors[..., 5].clamp_min(20.0)
         if self.shape_lock:
-            shape = moment_shaping(mass, f, centroid, descriptors[..., 4], descriptors[..., 2])
+            shape = moment_shaping(
+                mass, f, centroid, descriptors[..., 4], descriptors[..., 2], emphasis=self.lock_emphasis
+            )
         else:
             shape = centroid_tilt(mass, f, centroid)
         power = torch.cat([band_gains.square() * self.band_power, partial_amps.square() / 2], dim=-1)
@@ -271,6 +279,7 @@ class DDSPImpact(ImpactModel):
                 bands, amps = floor_and_lock(
                     bands, amps, freqs, targets, band_freq=self.band_freq, band_mass=self.band_mass,
                     band_power=self.band_power, partial_mass=self.partial_mass, floor=self.tilt_floor,
+                    emphasis=self.lock_emphasis,
                 )  # fmt: skip  (the three steps below in one compiled pass)
             else:
                 if self.shape_lock:

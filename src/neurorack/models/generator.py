@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -31,6 +34,20 @@ class ModelGenerator(Generator):
     def latency(self) -> int:
         """Algorithmic latency of the model, in samples."""
         return self.model.latency
+
+    @property
+    def takes_focus(self) -> bool:
+        """True when the model overrides :meth:`ImpactModel.set_focus` (e.g. ``ddsp-impact``'s shape lock)."""
+        return type(self.model).set_focus is not ImpactModel.set_focus
+
+    @contextmanager
+    def focus(self, moved: Mapping[str, float]) -> Iterator[None]:
+        """:meth:`Generator.focus`, passed to the model (:meth:`ImpactModel.set_focus`)."""
+        self.model.set_focus(moved)
+        try:
+            yield
+        finally:
+            self.model.set_focus(None)
 
     @property
     def device(self) -> torch.device:

@@ -116,6 +116,36 @@ def centroid_tilt(mass: Tensor, freqs: Tensor, target: Tensor, iterations: int =
         return torch.exp(alpha * lr)
 
 
+#: Order of the lock's conditions, as descriptor names.
+LOCKED = ("centroid", "bandwidth", "rolloff")
+#: How much a moved descriptor's condition outweighs the others per neper of its move
+#: (:func:`focus_emphasis`): a 1.41× move weighs ~350× more, so the moved knob wins the trade-off.
+FOCUS_GAIN = 1000.0
+
+
+def focus_emphasis(moved: dict[str, float] | None) -> np.ndarray | None:
+    """Condition weights giving priority to the descriptors a player moved.
+
+    Args:
+        moved: canonical descriptor name -> requested / unedited ratio (others are ignored);
+            None or no locked descriptor moved: None (the default :data:`EMPHASIS`).
+
+    Returns:
+        ``float64[3]`` weights for (centroid, bandwidth, roll-off): ``EMPHASIS · (1 + FOCUS_GAIN · |ln ratio|)``.
+    """
+    if not moved:
+        return None
+    ratios = [float(moved.get(d, 1.0)) for d in LOCKED]
+    boost = np.array([abs(math.log(r)) if math.isfinite(r) and r > 0 else 0.0 for r in ratios])
+    if not boost.any():
+        return None
+    return np.asarray(EMPHASIS * (1.0 + FOCUS_GAIN * boost), dtype=np.float64)
+
+
+def _emphasis(emphasis: np.ndarray | None) -> np.ndarray:
+    return np.asarray(EMPHASIS if emphasis is None else emphasis, dtype=np.float64)
+
+
 def moment_shaping(
     mass: Tensor,
     freqs: Tensor,
@@ -123,6 +153,7 @@ def moment_shaping(
     bandwidth: Tensor,
     rolloff: Tensor,
     iterations: int = 6,
+    emphasis: np.ndarray | None = None,
 ) -> Tensor:
     """Per-component gains giving ``mass`` the requested centroid, bandwidth and roll-off.
 
@@ -131,6 +162,8 @@ def moment_shaping(
         freqs: ``[..., N]`` Hz.
         centroid, bandwidth, rolloff: ``[...]`` requested values, Hz.
         iterations: Levenberg–Marquardt steps per frame.
+        emphasis: weights of the centroid, bandwidth and roll-off conditions (:data:`EMPHASIS` when
+            None; :func:`focus_emphasis` for a player's moved knobs).
 
     Returns:
         ``[..., N]`` multiplicative gains (no gradient, same device and dtype as ``mass``) in
@@ -148,7 +181,7 @@ def moment_shaping(
     gains = np.ones(flat[0].shape)
     kernel: Any = _shape_frames  # a numba dispatcher (its typing stubs do not describe the call)
     constants = (PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN)
-    kernel(*flat, *requests, EMPHASIS, iterations, *constants, gains)
+    kernel(*flat, *requests, _emphasis(emphasis), iterations, *constants, gains)
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
@@ -164,6 +197,7 @@ def floor_and_lock(
     partial_mass: float,
     floor: float,
     iterations: int = 6,
+    emphasis: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Inference path of ``ddsp-impact``'s shape lock in one compiled pass (no gradient, CPU float32).
 
@@ -176,6 +210,7 @@ def floor_and_lock(
         targets: ``[B, M, 7]`` requested descriptors at synthesis-frame rate.
         band_freq, band_mass, band_power: ``[nb]`` centre (Hz), expected magnitude and power per unit gain.
         partial_mass: expected magnitude of a unit partial. floor: level of the floor (0: none).
+        emphasis: as in :func:`moment_shaping`.
 
     Returns:
         The shaped ``band_gains`` and ``partial_amps`` (new tensors).
@@ -194,7 +229,7 @@ def floor_and_lock(
     kernel: Any = _floor_and_lock  # a numba dispatcher
     kernel(
         rows(band_gains, nb), rows(partial_amps, k), rows(freqs, k), rows(log_freqs, k), rows(targets, 7),
-        *tables, float(partial_mass), float(floor), EMPHASIS, iterations,
+        *tables, float(partial_mass), float(floor), _emphasis(emphasis), iterations,
         PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, bands_out, amps_out,
     )  # fmt: skip
     device = band_gains.device

@@ -1,0 +1,96 @@
+"""The moved-knob hint (Generator.focus): edit ratios, lock weights, and who takes the hint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import neurorack as nr
+from neurorack.anchors import edit_curves, edit_ratios
+from neurorack.descriptors import DescriptorConfig
+from neurorack.errors import NeurorackError
+from neurorack.generators.registry import build_baseline
+from neurorack.metrics import control_response
+from neurorack.models.generator import ModelGenerator
+from neurorack.models.registry import TINY_CONFIGS, build_model, model_names
+from neurorack.models.spectral_lock import EMPHASIS, FOCUS_GAIN, focus_emphasis
+
+
+def _curves(frames: int = 12) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, frames, dtype=np.float32)
+    curves = np.zeros((frames, 7), dtype=np.float32)
+    curves[:, 0] = 0.3 * np.exp(-4 * t)
+    curves[:, 1] = 0.1
+    curves[:, 2] = 6000.0
+    curves[:, 3] = 0.01
+    curves[:, 4] = 2500.0
+    curves[:, 5] = 3000.0 - 1000.0 * t
+    curves[:, 6] = 200.0
+    return curves
+
+
+def test_edit_ratios_are_ratios_of_medians() -> None:
+    before = _curves()
+    after = edit_curves(before, scale={"brightness": 2.0}, offset={"rolloff": -1500.0})
+    ratios = edit_ratios(before, after)
+    assert set(ratios) == {"centroid", "rolloff"}  # untouched descriptors are left out
+    assert ratios["centroid"] == pytest.approx(2.0)
+    assert ratios["rolloff"] == pytest.approx(4500.0 / 6000.0)
+    assert edit_ratios(before, before) == {}
+    with pytest.raises(NeurorackError, match="one shape"):
+        edit_ratios(before, before[:5])
+
+
+def test_focus_emphasis_exact_values() -> None:
+    assert focus_emphasis(None) is None
+    assert focus_emphasis({}) is None
+    assert focus_emphasis({"rms": 2.0, "f0": 0.5}) is None  # no locked descriptor moved
+    weights = focus_emphasis({"centroid": 2.0, "rolloff": 0.5, "rms": 3.0})
+    assert weights is not None
+    np.testing.assert_allclose(
+        weights, EMPHASIS * np.array([1 + FOCUS_GAIN * math.log(2), 1.0, 1 + FOCUS_GAIN * math.log(2)])
+    )
+    bad = focus_emphasis({"bandwidth": float("nan"), "centroid": 1.5})
+    assert bad is not None and bad[1] == EMPHASIS[1]  # a non-finite ratio adds no weight
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_focus_is_set_inside_the_block_and_cleared_after(name: str) -> None:
+    model = build_model(name, **TINY_CONFIGS[name])
+    gen = ModelGenerator(model)
+    assert gen.takes_focus == (name == "ddsp-impact")
+    curves = _curves()
+    with gen.focus({"brightness": 2.0}):
+        audio = gen.generate(curves, seed=0)
+        if name == "ddsp-impact":
+            assert model.lock_emphasis is not None and model.lock_emphasis[0] > EMPHASIS[0]
+    assert np.isfinite(audio).all()
+    assert getattr(model, "lock_emphasis", None) is None
+    with pytest.raises(RuntimeError), gen.focus({"centroid": 2.0}):
+        raise RuntimeError("render failed")
+    assert getattr(model, "lock_emphasis", None) is None  # cleared on error too
+    with pytest.raises(NeurorackError):
+        model.set_focus({"sparkle": 2.0})  # unknown names are refused, as everywhere
+
+
+def test_baselines_ignore_the_hint() -> None:
+    config = DescriptorConfig(44_100, 2048, 512)
+    for name in ("silence", "dsp"):
+        gen = build_baseline(name, config)
+        assert not gen.takes_focus
+        with gen.focus({"centroid": 2.0}):
+            a = gen.generate(_curves(), seed=3)
+        np.testing.assert_array_equal(a, gen.generate(_curves(), seed=3))
+
+
+def test_bundled_model_follows_a_named_rolloff_knob_further() -> None:
+    """The bundled model on its own anchors: told which knob moved, roll-off follows further."""
+    m = nr.load_model()
+    plain, named = [], []
+    for anchor in m.anchor_names:
+        curves = m.anchors[anchor]
+        plain.append(control_response(m, curves, "rolloff").slope)
+        named.append(control_response(m, curves, "rolloff", focused=True).slope)
+    assert np.median(named) > np.median(plain) + 0.05, (plain, named)
