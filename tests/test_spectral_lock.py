@@ -91,23 +91,26 @@ def test_moment_shaping_degenerate_frames_keep_unit_gains() -> None:
     assert torch.isfinite(gains).all()
     assert torch.equal(gains[1], torch.ones(FREQS.numel()))
     assert torch.equal(gains[2], torch.ones(FREQS.numel()))
-    # the loudest shaped component keeps the mass of the loudest proposed one
-    for i in (0, 3):
-        assert float((mass[i] * gains[i]).max()) == pytest.approx(float(mass[i].max()), rel=1e-4)
+    assert torch.allclose(gains.amax(-1), torch.ones(4))  # largest gain 1 in every frame
 
 
-def test_moment_shaping_output_has_the_solved_shape_despite_near_silent_components() -> None:
-    """A component with almost no mass may get a huge gain; the others must keep theirs (no -120 dB floor)."""
-    mass = spectra(8)
-    mass[:, 0] = 1e-12  # 40 Hz band: near silent, at the far end of the log-frequency axis
+def test_moment_shaping_cost_never_grows_with_more_iterations() -> None:
+    """Levenberg–Marquardt with step acceptance: more iterations never end further from the request."""
+    mass = spectra(16)
     c, b, _ = expected(mass)
     r = rolloff(mass)
-    want_c = 0.5 * c  # half the centroid, bandwidth and roll-off held
-    gains = moment_shaping(mass, FREQS.expand_as(mass), want_c, b, r, iterations=40)
-    got_c, _, _ = expected(mass * gains)
-    unclipped = (gains > 1.0001e-6).float().mean()
-    assert unclipped > 0.5, "most components were pushed onto the gain floor"
-    assert torch.median((got_c / want_c).log().abs()) < 0.15
+    want_c = 0.5 * c  # half the centroid, bandwidth and roll-off held: not always reachable
+
+    def miss(iterations: int) -> torch.Tensor:
+        gains = moment_shaping(mass, FREQS.expand_as(mass), want_c, b, r, iterations=iterations)
+        got_c, _, _ = expected(mass * gains)
+        return (got_c / want_c).log().abs()
+
+    few, many = miss(6), miss(60)
+    # (the undamped solver drifted away again: median miss 0.11 % at 6 iterations, 0.39 % at 60)
+    assert torch.median(many) <= torch.median(few) + 1e-4
+    assert many.max() <= few.max() + 1e-4
+    assert torch.median(many) < 2e-3
 
 
 def test_moment_shaping_keeps_shape_dtype_and_has_no_gradient() -> None:
@@ -125,10 +128,9 @@ def test_silent_components_do_not_set_the_gain_scale() -> None:
     mass[:, FREQS.argmax()] = 0.0  # e.g. a partial above Nyquist, muted
     c = torch.full((3,), 15_000.0)  # far brighter than the spectra: a steep upward tilt
     gains = moment_shaping(mass, FREQS.expand_as(mass), c, c / 3, c * 1.3)
-    # the scale is set by the loudest shaped component, which has mass
-    assert torch.allclose((mass * gains).amax(-1), mass.amax(-1), rtol=1e-4)
-    assert (gains * (mass > 0)).amax(-1).min() >= 1e-3  # real components are not pushed to ~0
-    assert gains.min() >= 1e-6 and torch.isfinite(gains).all()
+    loudest_with_mass = (gains * (mass > 0)).amax(-1)
+    assert torch.allclose(loudest_with_mass, torch.ones(3))
+    assert gains.min() >= 1e-6
 
 
 def test_floor_and_lock_equals_the_pytorch_steps() -> None:

@@ -25,6 +25,12 @@ same sound) is a valid result of **no control**: slope 0 and ``ρ = 0`` (Spearma
 undefined for constant data; 0 is its value for "no monotone relation"), ``constant=True``.
 :func:`control_response_many` gives the median slope and ρ over the valid results of many
 sounds, as reported in SPEC §6 tables, so ignoring a control counts against a generator.
+
+With ``focused=True`` each generation runs inside ``generator.focus({descriptor: s})``: the
+generator is told which descriptor was scaled, as the engine and ``generate --set`` tell it which
+knob a player turned. Scaling one curve while holding the others can ask for an impossible
+spectrum (a doubled roll-off at the same centroid and bandwidth); a generator that trades the
+requests off can then favour the moved one. The SPEC §6 figure is the default, ``focused=False``.
 """
 
 from __future__ import annotations
