@@ -16,19 +16,11 @@ from neurorack.metrics import control_response
 from neurorack.models.generator import ModelGenerator
 from neurorack.models.registry import TINY_CONFIGS, build_model, model_names
 from neurorack.models.spectral_lock import EMPHASIS, FOCUS_GAIN, focus_emphasis
+from neurorack.presets import PRESETS, impact_curves
 
 
-def _curves(frames: int = 12) -> np.ndarray:
-    t = np.linspace(0.0, 1.0, frames, dtype=np.float32)
-    curves = np.zeros((frames, 7), dtype=np.float32)
-    curves[:, 0] = 0.3 * np.exp(-4 * t)
-    curves[:, 1] = 0.1
-    curves[:, 2] = 6000.0
-    curves[:, 3] = 0.01
-    curves[:, 4] = 2500.0
-    curves[:, 5] = 3000.0 - 1000.0 * t
-    curves[:, 6] = 200.0
-    return curves
+def _curves() -> np.ndarray:
+    return impact_curves(PRESETS["snare"], DescriptorConfig(44_100, 2048, 512))
 
 
 def test_edit_ratios_are_ratios_of_medians() -> None:
@@ -37,7 +29,8 @@ def test_edit_ratios_are_ratios_of_medians() -> None:
     ratios = edit_ratios(before, after)
     assert set(ratios) == {"centroid", "rolloff"}  # untouched descriptors are left out
     assert ratios["centroid"] == pytest.approx(2.0)
-    assert ratios["rolloff"] == pytest.approx(4500.0 / 6000.0)
+    rolloff = float(np.median(before[:, 2]))
+    assert ratios["rolloff"] == pytest.approx((rolloff - 1500.0) / rolloff)
     assert edit_ratios(before, before) == {}
     with pytest.raises(NeurorackError, match="one shape"):
         edit_ratios(before, before[:5])
