@@ -11,6 +11,9 @@ Every generator — the model files given, plus the baselines ``silence``, ``dsp
   scales :data:`~neurorack.metrics.control.DEFAULT_SCALES`): median slope of log(measured) vs
   log(scale) and median Spearman ρ (both ideally 1) over the first ``control_limit`` test sounds.
   For ``f0`` only **tonal** sounds count (:func:`is_tonal`): pitch means nothing on a noise burst.
+  Generators that take the moved-knob hint (``Generator.takes_focus``, e.g. ``ddsp-impact``) are
+  measured a second time on :data:`FOCUS_DESCRIPTORS` with the scaled descriptor named
+  (``control_focused``; the table's "…, knob named" row), as when a player turns that knob.
 * **Speed** (:func:`~neurorack.metrics.speed.realtime_factor`): × real time for a 1 s synthetic
   impact on one CPU thread, batch 1, median of runs, as a :class:`~neurorack.bench.BenchRow`;
   plus parameter count and file size of model files.
@@ -107,7 +110,6 @@ SCHEMA = "neurorack-eval/1"
 TABLE_DESCRIPTORS: tuple[str, ...] = ("rms", "centroid", "bandwidth", "rolloff", "flatness", "zcr", "f0")
 #: Descriptors measured a second time with the scaled one named (``GeneratorResult.control_focused``).
 FOCUS_DESCRIPTORS: tuple[str, ...] = ("centroid", "bandwidth", "rolloff")
-
 
 #: Tonal sounds: frames within this many dB of the peak rms are examined.
 TONAL_ACTIVE_DB = 30.0
