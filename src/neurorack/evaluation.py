@@ -673,9 +673,9 @@ def evaluate(
                 tick(n_scales * len(idx), f"control {d}")
             focused: dict[str, ControlEntry] = {}
             if gen.takes_focus:
+                curves = [data[i][1] for i in control_idx]
                 for d in focus_descriptors:
                     tick(0, f"control {d}, knob named")
-                    curves = [data[i][1] for i in control_idx]
                     summary = control_response_many(gen, curves, d, scales, seed=seed, focused=True)
                     focused[d] = ControlEntry.from_summary(summary, scales)
                     tick(n_scales * len(control_idx), f"control {d}, knob named")

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from neurorack.descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, DescriptorConfig, descriptor_index
-from neurorack.errors import NeurorackError
+from neurorack.anchors import column
+from neurorack.descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, DescriptorConfig
 
 #: Descriptors fed to the network on a log scale (strictly positive quantities in Hz or amplitude).
 LOG_DESCRIPTORS: tuple[int, ...] = (0, 2, 3, 4, 5, 6)
@@ -38,13 +38,7 @@ def canonical_focus(moved: Mapping[str, float] | None) -> dict[str, float]:
     Raises:
         NeurorackError: an unknown descriptor name.
     """
-    out: dict[str, float] = {}
-    for key, ratio in (moved or {}).items():
-        try:
-            out[DESCRIPTOR_NAMES[descriptor_index(key)]] = float(ratio)
-        except ValueError as exc:
-            raise NeurorackError(str(exc)) from None
-    return out
+    return {DESCRIPTOR_NAMES[column(key)]: float(ratio) for key, ratio in (moved or {}).items()}
 
 
 class ImpactModel(nn.Module):
