@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurorack.models.spectral_lock import ABOVE_ROLLOFF, centroid_tilt, moment_shaping
+from neurorack.models.spectral_lock import ABOVE_ROLLOFF, centroid_tilt, focus_emphasis, moment_shaping
 
 #: A component layout like ddsp-impact's: 64 log-spaced noise bands plus 32 harmonics of 200 Hz.
 FREQS = torch.cat([torch.tensor(np.geomspace(40.0, 22_050.0, 64), dtype=torch.float32), 200.0 * torch.arange(1, 33)])
@@ -131,6 +131,20 @@ def test_silent_components_do_not_set_the_gain_scale() -> None:
     loudest_with_mass = (gains * (mass > 0)).amax(-1)
     assert torch.allclose(loudest_with_mass, torch.ones(3))
     assert gains.min() >= 1e-6
+
+
+def test_near_silent_components_do_not_freeze_the_frame() -> None:
+    """A sub-bass band at -180 dB that a steep tilt boosts must not set the gain scale: with the knob
+    named, every frame follows a doubled bandwidth (with the old rule, "every component with mass sets
+    the scale", the worst frame moved 0.1 % of the way and kept the network's shape)."""
+    mass = spectra(40)
+    mass[:, FREQS < 100] = 1e-9 * mass.amax(-1, keepdim=True)
+    c, b, _ = expected(mass)
+    gains = moment_shaping(
+        mass, FREQS.expand_as(mass), c, 2 * b, rolloff(mass), emphasis=focus_emphasis({"bandwidth": 2.0})
+    )
+    _, got, _ = expected(mass * gains)
+    assert (got / b).log2().min() > 0.8
 
 
 def test_floor_and_lock_equals_the_pytorch_steps() -> None:
