@@ -29,6 +29,7 @@ from neurorack.evaluation import (
     render_markdown,
     render_table,
     select_test_sounds,
+    table_rows,
 )
 from neurorack.metrics.control import DEFAULT_SCALES
 from neurorack.model_file import export_model
@@ -36,6 +37,8 @@ from neurorack.models import TINY_CONFIGS, build_model, model_names
 
 SR = 44_100
 GENERATOR_KEYS = {
+    "transfer",
+    "leakage",
     "name",
     "kind",
     "class",
@@ -309,3 +312,37 @@ def test_periodicity_separates_tones_from_noise() -> None:
     # a tone whose stored curves look steady is still not tonal when its audio is noise
     assert is_tonal(describe(tone, SR), config, audio=tone)
     assert not is_tonal(describe(tone, SR), config, audio=noise)
+
+
+def test_eval_measures_autoencoders_by_transfer(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """fader-ae and its ablation: transfer rows, latent leakage per control, streaming speed, Markdown table."""
+    corpus_dir, _ = setup
+    corpus = Corpus.open(corpus_dir)
+    paths = []
+    for name in ("fader-ae", "fader-ae-cvae"):
+        torch.manual_seed(0)
+        model = build_model(name, **TINY_CONFIGS[name])
+        model.set_statistics(torch.zeros(7), torch.ones(7))
+        paths.append(export_model(model.eval(), tmp_path / f"{name}.safetensors"))
+    report = evaluate(
+        load_candidates(paths, corpus, baselines=False),
+        corpus,
+        limit=3,
+        control_limit=2,
+        descriptors=("rms", "centroid"),
+        speed_seconds=0.2,
+        speed_repeats=1,
+    )
+    for result in report.results:
+        assert result.transfer
+        assert list(result.leakage) == ["rms", "centroid", "bandwidth", "rolloff", "flatness"]
+        assert all(np.isfinite(v) and v <= 1.0 for v in result.leakage.values())
+        assert result.speed is not None and "streaming" in result.speed.note
+        assert result.mrstft.n == 3 and np.isfinite(result.mrstft.median)
+        assert result.control["centroid"].n_sounds == 2
+    doc = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert doc["generators"][0]["transfer"] is True and doc["generators"][1]["leakage"]
+    header, rows = table_rows(report)
+    assert "leakage R²" in header and rows[0][1] == "fader-ae (transfer)"
+    markdown = render_markdown(report)
+    assert "## Latent leakage" in markdown and "| fader-ae-cvae |" in markdown

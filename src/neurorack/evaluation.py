@@ -17,6 +17,14 @@ Every generator — the model files given, plus the baselines ``silence``, ``dsp
 * **Speed** (:func:`~neurorack.metrics.speed.realtime_factor`): × real time for a 1 s synthetic
   impact on one CPU thread, batch 1, median of runs, as a :class:`~neurorack.bench.BenchRow`;
   plus parameter count and file size of model files.
+* **Autoencoders** (``fader-ae``, SPEC §5) are measured by **transfer**: each test sound is encoded
+  and decoded with its own curves (MR-STFT: reconstruction) or with one curve scaled (control
+  response: attribute transfer), through :class:`~neurorack.transfer.SourceTransfer`; their speed is
+  live streaming in blocks (:func:`~neurorack.metrics.speed.streaming_factor`), and their **latent
+  leakage** is measured (:func:`~neurorack.metrics.leakage.latent_leakage`: R² of a fresh regressor
+  from the latent to each controlled descriptor, fitted on :data:`LEAKAGE_TRAIN_SOUNDS` train sounds,
+  scored on the MR-STFT sounds; lower is better). Compare ``fader-ae`` with its ablation
+  ``fader-ae-cvae`` (no latent adversary) in one run.
 
 **Sound choice** (deterministic): the test split sorted by hash; ``limit`` keeps its first N
 (MR-STFT); the control sounds are the first ``control_limit`` of those, the f0 sounds the first
@@ -71,8 +79,10 @@ JSON (``neurorack eval --json``, ``DIR/eval.json``; :meth:`EvalReport.to_dict`),
             ...                               # all seven; f0 over sounds.f0
           },
           "speed": {...} | null,              # a neurorack-bench/1 row (ratio null)
-          "control_focused": {"centroid": {...}, "bandwidth": {...}, "rolloff": {...}}
+          "control_focused": {"centroid": {...}, "bandwidth": {...}, "rolloff": {...}},
                                               # scaled descriptor named (Generator.focus), else {}
+          "transfer": false,                  # true: an autoencoder measured by transfer (fader-ae)
+          "leakage": {"rms": 0.12, ...}       # autoencoders: latent leakage R² per control, else {}
         }, ...
       ]
     }
@@ -98,8 +108,12 @@ from neurorack.generators.base import Generator
 from neurorack.generators.nearest import NearestSample
 from neurorack.generators.registry import BASELINES, build_baseline
 from neurorack.metrics.control import DEFAULT_SCALES, ControlSummary, control_response_many
+from neurorack.metrics.leakage import latent_leakage
 from neurorack.metrics.mrstft import mrstft_distance
-from neurorack.metrics.speed import limit_threads, realtime_factor
+from neurorack.metrics.speed import STREAM_BLOCK, limit_threads, realtime_factor, streaming_factor
+from neurorack.models.fader_ae import FaderAE
+from neurorack.models.generator import ModelGenerator
+from neurorack.transfer import SourceTransfer
 
 if TYPE_CHECKING:
     from neurorack.corpus import Corpus, Sound
@@ -124,6 +138,8 @@ TONAL_MIN_PERIODICITY = 0.8
 
 #: Default number of test sounds for the control response.
 DEFAULT_CONTROL_LIMIT = 20
+#: Train sounds the fresh regressor of the latent-leakage measurement learns from (autoencoders).
+LEAKAGE_TRAIN_SOUNDS = 200
 #: Test sounds drawn as spectrogram comparisons in a report.
 EXAMPLE_SOUNDS = 3
 
@@ -225,6 +241,10 @@ class GeneratorResult:
             (:meth:`~neurorack.generators.base.Generator.focus`), the control response of the locked
             brightness descriptors with the scaled one named, as when a player turns a knob
             (:data:`FOCUS_DESCRIPTORS`); empty for the others.
+        transfer: an autoencoder measured by transfer (each test sound encoded, decoded with its own or
+            scaled curves; speed: streaming in blocks), not by generation from the curves alone.
+        leakage: for autoencoders, R² of a fresh regressor from latent frames to each controlled
+            descriptor (:mod:`neurorack.metrics.leakage`; lower is better); empty for the others.
     """
 
     name: str
@@ -240,6 +260,8 @@ class GeneratorResult:
     control: dict[str, ControlEntry]
     speed: BenchRow | None
     control_focused: dict[str, ControlEntry] = field(default_factory=dict)
+    transfer: bool = False
+    leakage: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -256,6 +278,8 @@ class GeneratorResult:
             "control": {name: entry.to_dict() for name, entry in self.control.items()},
             "speed": self.speed.to_dict() if self.speed is not None else None,
             "control_focused": {name: entry.to_dict() for name, entry in self.control_focused.items()},
+            "transfer": self.transfer,
+            "leakage": dict(self.leakage),
         }
 
 
@@ -382,6 +406,12 @@ class Candidate:
     parameters: int | None = None
     file_bytes: int | None = None
     note: str = ""
+
+    @property
+    def autoencoder(self) -> FaderAE | None:
+        """The autoencoder of a ``fader-ae`` model (measured by transfer), None for generators."""
+        model = getattr(self.generator, "model", None)
+        return model if isinstance(model, FaderAE) else None
 
 
 def is_tonal(
@@ -543,7 +573,7 @@ def load_candidates(
 # Measurements
 # ------------------------------------------------------------------------------------------------
 def mrstft_scores(
-    generator: Generator,
+    generator: Generator | Sequence[Generator],
     data: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
     seed: int = 0,
@@ -553,7 +583,7 @@ def mrstft_scores(
     """Reconstruct each sound from its curves and score it with the MR-STFT distance.
 
     Args:
-        generator: the generator under test.
+        generator: the generator under test, or one per sound (e.g. :class:`~neurorack.transfer.SourceTransfer`).
         data: ``(audio float[T], curves float[frames, 7])`` per sound, at the generator's rate.
         seed: sound ``i`` is generated with ``seed + i``.
         keep: return the reconstructions of the first ``keep`` sounds.
@@ -565,7 +595,8 @@ def mrstft_scores(
     values: list[float] = []
     kept: list[np.ndarray] = []
     for i, (audio, curves) in enumerate(data):
-        generated = generator.generate(curves, seed=seed + i)
+        gen = generator if isinstance(generator, Generator) else generator[i]
+        generated = gen.generate(curves, seed=seed + i)
         values.append(mrstft_distance(generated, audio))
         if i < keep:
             kept.append(generated[: audio.shape[0]])
@@ -636,6 +667,11 @@ def evaluate(
     f0_idx = [i for i, (a, c) in enumerate(data) if is_tonal(c, corpus.config, scales, audio=a)][:control_limit]
     n_examples = min(max(0, examples), len(sounds))
 
+    autoencoders = [c for c in candidates if c.autoencoder is not None]
+    leakage_train: list[tuple[np.ndarray, np.ndarray]] = []
+    if autoencoders:  # the fresh regressor of the leakage measurement learns on train sounds
+        leakage_train = [(s.audio(), s.descriptors()) for s in corpus.sounds("train")[:LEAKAGE_TRAIN_SOUNDS]]
+
     n_scales = len(scales)
     control_units = sum(n_scales * (len(f0_idx) if d == "f0" else len(control_idx)) for d in descriptors)
     focus_descriptors = [d for d in FOCUS_DESCRIPTORS if d in descriptors] if control_idx else []
@@ -657,9 +693,15 @@ def evaluate(
                 if progress is not None:
                     progress(f"{_name}: {stage}", done, _total)
 
+            ae = cand.autoencoder
+            # an autoencoder is measured by transfer: each test sound through it, with its own or scaled curves
+            per_sound: list[Generator] | None = None
+            if ae is not None:
+                assert isinstance(gen, ModelGenerator)
+                per_sound = [SourceTransfer(gen, audio) for audio, _ in data]
             tick(0, "MR-STFT")
             mr, kept[cand.name] = mrstft_scores(
-                gen, data, seed=seed, keep=n_examples, on_sound=lambda: tick(1, "MR-STFT")
+                per_sound or gen, data, seed=seed, keep=n_examples, on_sound=lambda: tick(1, "MR-STFT")
             )
             control: dict[str, ControlEntry] = {}
             for d in descriptors:
@@ -668,7 +710,8 @@ def evaluate(
                     control[d] = ControlEntry.empty(d, scales)
                     continue
                 tick(0, f"control {d}")
-                summary = control_response_many(gen, [data[i][1] for i in idx], d, scales, seed=seed)
+                which: Generator | list[Generator] = gen if per_sound is None else [per_sound[i] for i in idx]
+                summary = control_response_many(which, [data[i][1] for i in idx], d, scales, seed=seed)
                 control[d] = ControlEntry.from_summary(summary, scales)
                 tick(n_scales * len(idx), f"control {d}")
             focused: dict[str, ControlEntry] = {}
@@ -679,13 +722,20 @@ def evaluate(
                     summary = control_response_many(gen, curves, d, scales, seed=seed, focused=True)
                     focused[d] = ControlEntry.from_summary(summary, scales)
                     tick(n_scales * len(control_idx), f"control {d}, knob named")
+            leakage: dict[str, float] = {}
+            if ae is not None:
+                tick(0, "latent leakage")
+                leakage = latent_leakage(ae, leakage_train, data, seed=seed).r2
             row: BenchRow | None = None
             if speed:
                 tick(0, "speed")
-                result = realtime_factor(gen, speed_seconds, speed_repeats, threads=1, seed=seed)
-                row = dataclasses.replace(
-                    BenchRow.from_speed(result, cand.kind, gen.sample_rate, cand.note), name=cand.name
-                )
+                if ae is not None:  # live transfer: the streaming path, block by block
+                    result = streaming_factor(ae, speed_seconds, speed_repeats, threads=1)
+                    note = f"streaming, {STREAM_BLOCK}-sample blocks"
+                else:
+                    result = realtime_factor(gen, speed_seconds, speed_repeats, threads=1, seed=seed)
+                    note = cand.note
+                row = dataclasses.replace(BenchRow.from_speed(result, cand.kind, gen.sample_rate, note), name=cand.name)
                 tick(speed_units, "speed")
             tick(0, "done")
             results.append(
@@ -703,6 +753,8 @@ def evaluate(
                     control=control,
                     speed=row,
                     control_focused=focused,
+                    transfer=ae is not None,
+                    leakage=leakage,
                 )
             )
 
@@ -770,19 +822,23 @@ def _fmt_bytes(n: int | None) -> str:
 def table_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by the rich and the Markdown renderings).
 
-    Columns: name, kind (``baseline`` or the model class), MR-STFT median (mean), one ``slope / ρ``
-    cell per descriptor (f0's header gives its number of tonal sounds), × real time, parameters,
-    file size.
+    Columns: name, kind (``baseline``, the model class, ``(transfer)`` for autoencoders), MR-STFT
+    median (mean), one ``slope / ρ`` cell per descriptor (f0's header gives its number of tonal sounds),
+    the mean latent leakage R² (autoencoders; lower is better), × real time, parameters, file size.
     """
     descs = report.settings.descriptors
+    leaky = any(r.leakage for r in report.results)
     header = ["name", "kind", "MR-STFT med (mean)"]
     for d in descs:
         header.append(f"{d} slope / ρ" + (f" (n={len(report.f0_sounds)})" if d == "f0" else ""))
+    header += ["leakage R²"] if leaky else []
     header += ["× real time", "params", "size"]
     rows: list[list[str]] = []
     for r in report.results:
-        cells = [r.name, r.cls if r.kind == "model" else r.kind, f"{_fmt(r.mrstft.median)} ({_fmt(r.mrstft.mean)})"]
+        kind = (f"{r.cls} (transfer)" if r.transfer else r.cls) if r.kind == "model" else r.kind
+        cells = [r.name, kind, f"{_fmt(r.mrstft.median)} ({_fmt(r.mrstft.mean)})"]
         cells += [_control_cell(r.control.get(d)) for d in descs]
+        cells += [_fmt(float(np.mean(list(r.leakage.values())))) if r.leakage else "—"] if leaky else []
         cells.append(_bench_factor(r.speed.realtime_factor) if r.speed is not None else "—")
         cells.append(_fmt_count(r.parameters))
         cells.append(_fmt_bytes(r.file_bytes))
@@ -790,8 +846,17 @@ def table_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
         if r.control_focused:
             focused = [f"{r.name}, knob named", "(same model)", "—"]
             focused += [_control_cell(r.control_focused.get(d)) for d in descs]
-            rows.append([*focused, "—", "—", "—"])
+            rows.append([*focused, *(["—"] if leaky else []), "—", "—", "—"])
     return header, rows
+
+
+def leakage_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the latent-leakage table: R² per controlled descriptor, one row per autoencoder."""
+    names: list[str] = []
+    for r in report.results:
+        names += [n for n in r.leakage if n not in names]
+    rows = [[r.name, *(_fmt(r.leakage.get(n)) for n in names)] for r in report.results if r.leakage]
+    return ["name", *names], rows
 
 
 def _control_cell(e: ControlEntry | None) -> str:
@@ -816,6 +881,15 @@ def _caption(report: EvalReport) -> str:
     parts = [
         "MR-STFT: lower is better (silence ≈ 3.7 on real one-shots); control slope and ρ: ideal 1, "
         "[valid/measured] when some outputs were silent; × real time: 1 thread, 1 s impact",
+        *(
+            [
+                "(transfer): an autoencoder, measured by encoding each test sound and decoding it with its own "
+                f"or scaled curves; its × real time is live streaming in {STREAM_BLOCK}-sample blocks; leakage "
+                "R²: a fresh regressor from the latent to the controlled descriptors (mean; lower is better)"
+            ]
+            if any(r.transfer for r in report.results)
+            else []
+        ),
         f"{m.get('cpu', '?')} · {m.get('logical_cpus', '?')} CPUs · torch {m.get('torch', '?')} · "
         f"neurorack {m.get('neurorack', '?')}",
     ]
@@ -852,6 +926,11 @@ def render_markdown(report: EvalReport, command: str = "") -> str:
     out = [f"# {_title(report)}", "", line(header), "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
     out += [line(cells) for cells in rows]
     out += ["", *(f"{p}  " for p in _caption(report).splitlines()), ""]
+    leak_header, leak_rows = leakage_rows(report)
+    if leak_rows:
+        out += ["## Latent leakage (R² of a fresh regressor, held-out sounds; lower is better)", ""]
+        out += [line(leak_header), "|---|" + "---:|" * (len(leak_header) - 1)]
+        out += [line(cells) for cells in leak_rows] + [""]
     if command:
         out += ["Produced by:", "", "```sh", command, "```", ""]
     return "\n".join(out)

@@ -12,7 +12,17 @@ import sys
 
 import typer
 
-from neurorack.cli import bench_cmd, corpus_cmd, demo_cmd, describe_cmd, eval_cmd, export_cmd, play_cmd, train_cmd
+from neurorack.cli import (
+    bench_cmd,
+    corpus_cmd,
+    demo_cmd,
+    describe_cmd,
+    eval_cmd,
+    export_cmd,
+    play_cmd,
+    train_cmd,
+    transfer_cmd,
+)
 from neurorack.cli.console import err_console
 from neurorack.errors import NeurorackError
 
@@ -33,6 +43,7 @@ export_cmd.register(app)
 train_cmd.register(app)
 eval_cmd.register(app)
 play_cmd.register(app)
+transfer_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

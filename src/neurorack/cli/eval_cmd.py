@@ -130,7 +130,14 @@ def eval_command(
     nearest (playing back the corpus's train split).
     """
     from neurorack.corpus import Corpus
-    from neurorack.evaluation import EXAMPLE_SOUNDS, evaluate, load_candidates, render_table, write_report
+    from neurorack.evaluation import (
+        EXAMPLE_SOUNDS,
+        evaluate,
+        leakage_rows,
+        load_candidates,
+        render_table,
+        write_report,
+    )
 
     if corpus is None:
         raise NeurorackError("--corpus DIR is required (the corpus whose test split is evaluated)")
@@ -173,6 +180,18 @@ def eval_command(
         typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     else:
         console.print(render_table(result))
+        leak_header, leak_rows = leakage_rows(result)
+        if leak_rows:
+            from rich.table import Table
+
+            table = Table(
+                title="latent leakage: R² of a fresh regressor from the latent (lower is better)", title_justify="left"
+            )
+            for i, h in enumerate(leak_header):
+                table.add_column(h, justify="left" if i == 0 else "right")
+            for cells in leak_rows:
+                table.add_row(*cells)
+            console.print(table)
 
 
 def register(app: typer.Typer) -> None:

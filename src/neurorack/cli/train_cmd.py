@@ -28,7 +28,11 @@ def train_command(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", "-m", help="Model to train (ddsp-impact, sinc-nsf). \\[default: ddsp-impact]", show_default=False
+            "--model",
+            "-m",
+            help="Model to train: ddsp-impact, sinc-nsf, fader-ae (autoencoder) or fader-ae-cvae (its ablation). "
+            "\\[default: ddsp-impact]",
+            show_default=False,
         ),
     ] = None,
     minutes: Annotated[
@@ -113,7 +117,8 @@ def train_command(
     OUT/corpus first, and the trained model is exported to OUT/model.safetensors,
     ready to play. Logs go to OUT/logs (tensorboard --logdir OUT/logs); a killed run
     continues with --resume. Loss: multi-scale spectral + descriptor matching, with
-    a share of each batch trained on edited descriptor curves so the controls work.
+    a share of each batch trained on edited descriptor curves so the controls work
+    (fader-ae adds its KL and latent-adversary terms).
     With --devices/--nodes > 1 it trains with DDP; on several machines, run the same
     command on each with MASTER_ADDR, MASTER_PORT and NODE_RANK set. With --resume,
     settings not given again are those of the run.

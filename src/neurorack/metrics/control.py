@@ -209,7 +209,7 @@ def control_response(
 
 
 def control_response_many(
-    generator: Generator,
+    generator: Generator | Sequence[Generator],
     curves: Sequence[np.ndarray],
     descriptor: str,
     scales: Sequence[float] = DEFAULT_SCALES,
@@ -219,7 +219,7 @@ def control_response_many(
     """Median control response over several sounds (SPEC §6).
 
     Args:
-        generator: the generator under test.
+        generator: the generator under test, or one per sound (an autoencoder bound to each source sound).
         curves: one ``float[frames, 7]`` array per sound (frames may differ).
         descriptor: descriptor name or perceptual alias.
         scales: scale factors, as in :func:`control_response`.
@@ -235,6 +235,8 @@ def control_response_many(
     """
     if len(curves) == 0:
         raise NeurorackError("control_response_many needs at least one sound's curves")
+    if not isinstance(generator, Generator) and len(generator) != len(curves):
+        raise NeurorackError(f"got {len(generator)} generators for {len(curves)} sounds")
     try:
         name = DESCRIPTOR_NAMES[descriptor_index(descriptor)]
     except ValueError as exc:
@@ -243,7 +245,8 @@ def control_response_many(
     for i, c in enumerate(curves):
         if not active_frames(check_descriptors(c)).any():
             continue
-        results.append(control_response(generator, c, descriptor, scales, seed=seed + i, focused=focused))
+        gen = generator if isinstance(generator, Generator) else generator[i]
+        results.append(control_response(gen, c, descriptor, scales, seed=seed + i, focused=focused))
     valid = [r for r in results if r.valid]
     nan = float("nan")
     return ControlSummary(

@@ -61,4 +61,5 @@ def model_names() -> list[str]:
 def _import_all() -> None:
     """Import the model modules so their decorators run."""
     import neurorack.models.ddsp_impact
+    import neurorack.models.fader_ae
     import neurorack.models.sinc_nsf  # noqa: F401

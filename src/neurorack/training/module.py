@@ -149,25 +149,30 @@ class ImpactTrainingModule(L.LightningModule):
             return self.model.make_noise(batch, frames, torch.Generator().manual_seed(seed))
         return self.model.make_noise(batch, frames)
 
+    def _render(self, descriptors: Tensor, batch: dict[str, Tensor], noise: Tensor) -> Tensor:
+        """Validation audio ``[B, F * hop]`` for curves ``descriptors`` (the batch's own or edited ones)."""
+        return self.model(descriptors, noise)
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         descriptors, target = batch["descriptors"], batch["audio"]
         b, frames = descriptors.shape[:2]
         noise = self._noise(b, frames, VALIDATION_SEED + batch_idx)
-        audio = self.model(descriptors, noise)
+        audio = self._render(descriptors, batch, noise)
         terms = self._reconstruction(audio, batch)
         terms["mrstft"] = self.metric(audio.unsqueeze(1), target.unsqueeze(1))
         self._log_terms("val", terms, b, on_epoch=True, sync_dist=True)
         self.log("val_loss", terms["loss"], batch_size=b, on_epoch=True, sync_dist=True, prog_bar=True)
-        slope = self._centroid_slope(descriptors, batch["mask"], noise, audio)
+        slope = self._centroid_slope(descriptors, batch, noise, audio)
         self.log("val/control_centroid", slope, batch_size=b, on_epoch=True, sync_dist=True)
         if batch_idx == 0 and self._should_log_examples():
             self._log_examples(descriptors, target, audio)
 
-    def _centroid_slope(self, descriptors: Tensor, mask: Tensor, noise: Tensor, base: Tensor) -> Tensor:
+    def _centroid_slope(self, descriptors: Tensor, batch: dict[str, Tensor], noise: Tensor, base: Tensor) -> Tensor:
         """Mean over active frames of ``log(c(×2) / c(×1)) / log 2`` of the generated centroid (ideal 1)."""
+        mask = batch["mask"]
         scaled = descriptors.clone()
         scaled[..., CENTROID] = scaled[..., CENTROID] * 2.0
-        louder = self.model(clamp_curves(scaled, self.model.sample_rate), noise)
+        louder = self._render(clamp_curves(scaled, self.model.sample_rate), batch, noise)
         frames = descriptors.shape[1]
         c1 = self.descriptor_loss.curves(base)["centroid"][:, :frames]
         c2 = self.descriptor_loss.curves(louder)["centroid"][:, :frames]

@@ -78,6 +78,15 @@ DEFAULT_ANCHORS = 8
 Log = Callable[[str], None]
 
 
+def training_module_class(model: str) -> type[ImpactTrainingModule]:
+    """The LightningModule that trains a registered model: the fader objective for autoencoders."""
+    from neurorack.models.registry import MODELS
+    from neurorack.training.fader_module import FaderTrainingModule
+
+    model_names()  # imports the model modules
+    return FaderTrainingModule if getattr(MODELS.get(model), "autoencoder", False) else ImpactTrainingModule
+
+
 def default_lr(model: str) -> float:
     """Default Adam learning rate of a registered model."""
     return DEFAULT_LR.get(model, FALLBACK_LR)
@@ -335,6 +344,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
     warnings.filterwarnings("ignore", message=".*`isinstance.treespec, LeafSpec.` is deprecated.*")
     warnings.filterwarnings("ignore", message=".*is an invalid version and will not be supported.*")
+    # fader-ae steps its optimisers by hand; its periodic checkpoints hold the state after the step, as wanted
+    warnings.filterwarnings("ignore", message=".*ModelCheckpoint with manual optimization and every_n_train_steps.*")
 
 
 # -- training --------------------------------------------------------------------------------------------------
@@ -470,8 +481,9 @@ def train(
 
     L.seed_everything(seed, workers=True, verbose=False)
     torch_threads = _threads_for(accelerator, devices, threads)
+    module_class = training_module_class(model)
     try:
-        module = ImpactTrainingModule(
+        module = module_class(
             model,
             config,
             lr=learning_rate,
@@ -645,6 +657,21 @@ def _anchor_name(sound: Any, taken: set[str]) -> str:
     return name
 
 
+def mean_latent(model: Any, sounds: list[Any], limit: int = 256) -> torch.Tensor:
+    """Mean latent ``[latent_dim]`` of an autoencoder over (up to ``limit``) sounds, float arrays ``[T]``:
+    the timbre it plays from descriptor curves alone. Weighted by frames."""
+    total, count = None, 0
+    with torch.inference_mode():
+        for audio in sounds[:limit]:
+            frames = max(1, len(audio) // model.hop_length)
+            latent = model.latent_of(torch.as_tensor(audio, dtype=torch.float32), frames).sum(-1)
+            total = latent if total is None else total + latent
+            count += frames
+    if total is None:
+        raise NeurorackError("no sound to compute the model's timbre from")
+    return total / count
+
+
 def export_run(
     run: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -694,6 +721,10 @@ def export_run(
         "frames": meta.get("frames"),
         "best_val_loss": meta.get("best_val_loss"),
     }
+    if getattr(model, "autoencoder", False):
+        timbre = mean_latent(model, [s.audio() for s in sounds])
+        model.set_timbre(timbre)  # type: ignore[operator]
+        training["timbre_sounds"] = len(sounds)
     target = Path(out) if out is not None else run_path / MODEL_FILE
     return export_model(
         model,
