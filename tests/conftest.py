@@ -31,3 +31,18 @@ def drum_files(drum_dir: Path) -> list[Path]:
     files = sorted(p for p in drum_dir.rglob("*") if p.is_file() and is_audio_path(p))
     assert len(files) >= 600
     return files
+
+
+@pytest.fixture(scope="session")
+def tiny_fader_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny ``fader-ae`` exported to a model file (fixed seed and statistics)."""
+    import torch
+
+    from neurorack.model_file import export_model
+    from neurorack.models import TINY_CONFIGS, build_model, model_names
+
+    model_names()
+    torch.manual_seed(0)
+    model = build_model("fader-ae", **TINY_CONFIGS["fader-ae"])
+    model.set_statistics(torch.tensor([-3.0, -2.0, 8.0, -3.0, 7.5, 7.5, 5.0]), torch.full((7,), 1.5))
+    return export_model(model.eval(), tmp_path_factory.mktemp("fader") / "fader.safetensors")

@@ -148,5 +148,13 @@ def test_discriminator_shapes_and_kl() -> None:
     assert float(kl_divergence(zero, zero)) == 0.0
     # KL(N(1, 1) || N(0, 1)) = 1/2 per channel
     assert float(kl_divergence(torch.ones(1, 4, 5), zero)) == pytest.approx(2.0)
+    # free bits: channels under the allowance count as the allowance, and give no gradient
+    mean = torch.zeros(1, 4, 5)
+    mean[:, 0] = 2.0  # channel 0: KL 2 nats per frame; the others 0
+    mean.requires_grad_(True)
+    free = kl_divergence(mean, zero, free_bits=1.0)
+    assert float(free.detach()) == pytest.approx(2.0 + 3 * 1.0)
+    free.backward()
+    assert mean.grad is not None and mean.grad[:, 1:].abs().sum() == 0 and mean.grad[:, 0].abs().sum() > 0
     assert ramp(5, 10, 100) == 0.0 and ramp(60, 10, 100) == 0.5 and ramp(500, 10, 100) == 1.0
     assert math.isclose(ramp(3, 0, 0), 1.0)

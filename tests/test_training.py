@@ -318,10 +318,12 @@ def test_resume_after_a_kill(corpus_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes(corpus_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["ddsp-impact", "fader-ae"])
+def test_ddp_on_two_cpu_processes(corpus_dir: Path, tmp_path: Path, model: str) -> None:
     run = tmp_path / "ddp"
-    cmd = [str(neurorack_script()), "train", str(corpus_dir), "--out", str(run), "--model-config", "tiny",
-           "--max-steps", "2", "--batch-size", "2", "--frames", "8", "--devices", "2", "--accelerator", "cpu",
+    cmd = [str(neurorack_script()), "train", str(corpus_dir), "--out", str(run), "--model", model,
+           "--model-config", "tiny", "--max-steps", "2", "--batch-size", "2", "--frames", "8", "--devices", "2",
+           "--accelerator", "cpu",
            "--example-every", "0", "--no-progress", "--no-export", "--json"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -385,3 +387,25 @@ def test_existing_run_without_resume_exits_2(
     assert main(["train", str(corpus_dir), "--out", str(run), "--resume", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "cannot read the checkpoint" in err and "Traceback" not in err
+
+
+def test_soft_rolloff_matches_the_librosa_step() -> None:
+    """The differentiable roll-off sits on librosa's bin where the cumulative share is far from 85 %,
+    stays close on real spectra, and passes gradients."""
+    from neurorack.training.losses import soft_rolloff
+
+    freqs = torch.linspace(0, 22_050, 1025)
+    one_bin = torch.zeros(1025)
+    one_bin[300] = 1.0  # all the magnitude in bin 300: roll-off = its frequency
+    bin_width = float(freqs[1])
+    assert float(soft_rolloff(one_bin, freqs)) == pytest.approx(float(freqs[300]), abs=bin_width)
+    two = torch.zeros(1025)
+    two[100], two[700] = 0.5, 0.5  # 50 % at bin 100, the rest at bin 700: 85 % is reached at 700
+    assert float(soft_rolloff(two, freqs)) == pytest.approx(float(freqs[700]), abs=bin_width)
+    noise = torch.rand(4, 1025, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    soft = soft_rolloff(noise, freqs)
+    cum = torch.cumsum(noise, -1) / noise.sum(-1, keepdim=True)
+    hard = freqs[(cum < 0.85).sum(-1)]
+    assert torch.allclose(soft, hard, rtol=0.02)
+    soft.sum().backward()
+    assert noise.grad is not None and torch.isfinite(noise.grad).all() and noise.grad.abs().sum() > 0

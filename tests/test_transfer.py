@@ -13,8 +13,7 @@ import torch
 from neurorack.cli import main
 from neurorack.descriptors import describe_with
 from neurorack.errors import NeurorackError
-from neurorack.model_file import export_model, load_model
-from neurorack.models import TINY_CONFIGS, build_model, model_names
+from neurorack.model_file import load_model
 from neurorack.models.fader_ae import FaderAE
 from neurorack.transfer import BLOCK_FRAMES, transfer
 
@@ -22,12 +21,8 @@ SR = 44_100
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model_names()
-    torch.manual_seed(0)
-    model = build_model("fader-ae", **TINY_CONFIGS["fader-ae"])
-    model.set_statistics(torch.tensor([-3.0, -2.0, 8.0, -3.0, 7.5, 7.5, 5.0]), torch.full((7,), 1.5))
-    return export_model(model.eval(), tmp_path_factory.mktemp("m") / "fader.safetensors")
+def model_path(tiny_fader_path: Path) -> Path:
+    return tiny_fader_path
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,10 @@
 Opens the audio backend, renders the first impact, then listens to OSC, MIDI and the audio-rate
 gate/CV inputs until Ctrl-C or SIGTERM; ``--record`` keeps what was played (written atomically,
 also when interrupted). Status goes to stderr as one short line.
+
+``--transfer`` (a ``fader-ae`` model, JACK only) also runs the JACK input ``in`` through the model
+live, its descriptors edited by the CVs and offsets (:mod:`neurorack.engine.live_transfer`). The null
+backend has no input, so ``--transfer --audio null`` is refused (files: ``neurorack transfer``).
 """
 
 from __future__ import annotations
@@ -28,10 +32,17 @@ def _status_line(status: Any, osc: str) -> str:
     load = status.callback_load * 100.0
     rec = f" · rec {status.recording}" if status.recording else ""
     msg = f" · [yellow]{status.message}[/]" if status.message else ""
+    extra = status.extra
+    transfer = (
+        f" · transfer {extra['transfer_latency_ms']:.0f} ms, {extra['transfer_block_ms']:.1f} ms/block, "
+        f"underruns {extra['transfer_underruns']:.0f}"
+        if "transfer_latency" in extra
+        else ""
+    )
     return (
         f"[bold]{status.model}[/] · {status.backend} {status.sample_rate / 1000:g} kHz/{status.period} · "
         f"voices {status.voices}/{status.max_voices} · callback {load:.1f} % · render {status.render_ms:.1f} ms · "
-        f"xruns {status.xruns}{osc}{rec}{msg}"
+        f"xruns {status.xruns}{transfer}{osc}{rec}{msg}"
     )
 
 
@@ -81,12 +92,39 @@ def play_command(
         typer.Option("--token", help="Panel access token (generated and printed when --host is not loopback)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No status line.")] = False,
+    transfer: Annotated[
+        bool,
+        typer.Option(
+            "--transfer",
+            help="Live timbre transfer: the JACK input port neurorack:in through a fader-ae model (--model), its "
+            "descriptors edited by the CVs and offsets (JACK only).",
+        ),
+    ] = False,
+    connect_input: Annotated[
+        str | None,
+        typer.Option(
+            "--connect-input", help="With --transfer: connect this JACK port (e.g. system:capture_1) to neurorack:in."
+        ),
+    ] = None,
+    transfer_block: Annotated[
+        int,
+        typer.Option(
+            "--transfer-block", help="With --transfer: samples per model call (a multiple of the model's hop)."
+        ),
+    ] = 1024,
 ) -> None:
     """Play the instrument: gate 1 plays the current impact, gate 2 re-renders it from the CVs;
     CV 1 moves between anchors, CV 2–4 drive loudness, brightness and inharmonicity. Controls come
     from OSC, MIDI (JACK MIDI port `midi_in`; `--midi` for ALSA) and the JACK input ports
     `gate_1/2`, `cv_1..4`. `--panel` serves the faceplate in a browser (with its own sound when
     the engine has no audio device). Runs until Ctrl-C.
+
+    `--transfer --model FADER.safetensors` (a fader-ae model; JACK only) also plays the JACK input
+    port `neurorack:in` through the model live: its descriptors are measured as it comes, edited by the CVs assigned
+    to descriptors and the descriptor offsets (position and inharmonicity do nothing here), and
+    decoded, mixed with any hits. Latency: 2 blocks + 1 period + ~16 ms (65 ms with the defaults at
+    44.1 kHz; in the status line). Connect a source with `--connect-input PORT` or any JACK patchbay;
+    files go through `neurorack transfer` instead.
     """
     from neurorack.engine.midi import RtMidiInput, load_midi_map
     from neurorack.engine.osc import OscServer
@@ -102,6 +140,13 @@ def play_command(
         token = resolve_token(host, token)  # a bad token fails before the audio opens
     if audio not in ("auto", "jack", "portaudio", "null"):
         raise NeurorackError(f"--audio must be auto, jack, portaudio or null, got {audio!r}")
+    if transfer and audio == "null":
+        raise NeurorackError(
+            "--transfer needs an audio input and the null backend has none: use --audio jack "
+            "(to transfer a file, use `neurorack transfer`)"
+        )
+    if connect_input is not None and not transfer:
+        raise NeurorackError("--connect-input only makes sense with --transfer")
     mapping = load_midi_map(midi_map)
     if record is not None:
         check_record_path(record)
@@ -116,7 +161,9 @@ def play_command(
         raise _StopError()
 
     old_term = signal.signal(signal.SIGTERM, on_signal)
-    engine = _open_engine(model, audio, period, voices, mapping, jack_name, connect)
+    engine = _open_engine(
+        model, audio, period, voices, mapping, jack_name, connect, transfer, transfer_block, connect_input
+    )
     surfaces: list[Any] = []
     saved: Path | None = None
     try:
@@ -173,12 +220,22 @@ def play_command(
 
 
 def _open_engine(
-    model: str | None, audio: str, period: int, voices: int, mapping: Any, jack_name: str, connect: bool
+    model: str | None,
+    audio: str,
+    period: int,
+    voices: int,
+    mapping: Any,
+    jack_name: str,
+    connect: bool,
+    transfer: bool = False,
+    transfer_block: int = 1024,
+    connect_input: str | None = None,
 ) -> Any:
-    """The engine on ``audio``; ``auto`` is JACK when a server answers, else the null backend (said on stderr)."""
+    """The engine on ``audio``; ``auto`` is JACK when a server answers, else the null backend (said on
+    stderr) — except with ``transfer``, which needs JACK's input."""
     from neurorack.engine import Engine
 
-    kinds = ["jack", "null"] if audio == "auto" else [audio]
+    kinds = ["jack", "null"] if audio == "auto" and not transfer else ["jack"] if audio == "auto" else [audio]
     for kind in kinds:
         try:
             return Engine(
@@ -189,8 +246,13 @@ def _open_engine(
                 midi_map=mapping,
                 client_name=jack_name,
                 autoconnect=connect,
+                transfer=transfer,
+                transfer_block=transfer_block,
+                connect_input=connect_input,
             )
         except NeurorackError as exc:
+            if transfer and "--audio null" in str(exc):  # no fallback without an input
+                raise NeurorackError(str(exc).replace(", or use --audio null", "")) from None
             if kind == kinds[-1] or "JACK" not in str(exc):
                 raise
             err_console.print(f"[yellow]{exc}[/]; playing on the null backend (no sound)", highlight=False)

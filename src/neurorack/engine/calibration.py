@@ -27,6 +27,7 @@ and low again below half of it (hysteresis).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 from neurorack.descriptors import DESCRIPTOR_NAMES, descriptor_index
 
@@ -113,6 +114,40 @@ def offset_for(target: str, u: float) -> float:
     if target == "inharmonicity":
         return INHARMONICITY_RANGE * u
     raise ValueError(f"{target} is scaled, not offset")
+
+
+def descriptor_edits(
+    volts: Sequence[float], assignments: Mapping[int, str], offsets: Mapping[str, float], cv_range: float = 5.0
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """The descriptor edits the CVs and offsets ask for (steps 3–5 of the renderer, and live transfer).
+
+    Args:
+        volts: volts of CV 1, 2, … (index ``cv - 1``).
+        assignments: CV index -> target (:data:`TARGETS`).
+        offsets: descriptor offsets in their units (``/neurorack/descriptor/<name>``); an
+            ``inharmonicity`` entry is a β offset.
+        cv_range: 5 (bipolar) or 10 (unipolar).
+
+    Returns:
+        ``(scale, offset, inharmonicity)``: factors per descriptor (rms, zcr, rolloff, bandwidth,
+        centroid, f0), offsets per descriptor (flatness CVs add to the flatness offset), and the β
+        offset of the ``inharmonicity`` CVs and offset. ``position`` CVs are left out (the caller
+        reads them).
+    """
+    scale: dict[str, float] = {}
+    offset: dict[str, float] = dict(offsets)
+    inharmonicity = offset.pop("inharmonicity", 0.0)
+    for cv, target in assignments.items():
+        if target == "position":
+            continue
+        u = normalise(volts[cv - 1], cv_range)
+        if target == "inharmonicity":
+            inharmonicity += offset_for(target, u)
+        elif target == "flatness":
+            offset[target] = offset.get(target, 0.0) + offset_for(target, u)
+        else:
+            scale[target] = scale.get(target, 1.0) * scale_for(target, u)
+    return scale, offset, inharmonicity
 
 
 def velocity_gain(velocity: float, range_db: float = 24.0) -> float:

@@ -13,6 +13,11 @@ Threads and who owns what:
 * **surfaces** (OSC, MIDI, the device, Python): call the :class:`InstrumentControl` methods, which
   only store a value or post an event (:class:`~neurorack.engine.events.EventQueue`).
 
+With ``transfer=True`` a fourth thread, the live-transfer worker
+(:class:`~neurorack.engine.live_transfer.LiveTransfer`), turns the audio input (JACK port ``in``) into
+output through a ``fader-ae`` model, its measured descriptors edited by the CVs and offsets; the audio
+thread only moves samples through two rings and mixes the result with any impact voices.
+
 Gate 1's rising edge plays the current impact at once (sample-accurate for audio-rate gates
 and JACK MIDI, at the next period for OSC and Python); gate 2's re-renders it with a fresh noise
 seed. CV changes re-render ahead (parameter ``follow_cvs``), coalesced to at most one render per
@@ -40,6 +45,7 @@ from neurorack.engine.events import GATE, PANIC, EventQueue
 from neurorack.engine.gates import GateDetector
 from neurorack.engine.impacts import ImpactPool
 from neurorack.engine.limiter import SoftLimiter
+from neurorack.engine.live_transfer import check_block
 from neurorack.engine.midi import CV, GATE_OFF, GATE_ON, MALFORMED, MidiMap
 from neurorack.engine.parameters import Parameter, parameter_table
 from neurorack.engine.protocol import DEFAULT_ASSIGNMENTS, N_CVS, N_GATES, EngineStatus
@@ -48,6 +54,7 @@ from neurorack.engine.voices import VoicePool
 from neurorack.errors import NeurorackError
 
 if TYPE_CHECKING:
+    from neurorack.engine.live_transfer import LiveTransfer
     from neurorack.model_file import LoadedModel
 
 log = logging.getLogger("neurorack.engine")
@@ -73,9 +80,18 @@ class Engine:
         client_name: JACK client name.
         server: JACK server name (default ``$JACK_DEFAULT_SERVER`` / ``default``).
         autoconnect: connect the JACK output to the physical playback ports.
+        transfer: live transfer of the audio input (JACK port ``in``; the null backend's input is
+            silence unless fed with :meth:`NullBackend.feed <neurorack.engine.null_backend.NullBackend.feed>`)
+            through the model, which must be a ``fader-ae`` autoencoder at the backend's sample rate;
+            the CVs and descriptor offsets edit the measured descriptors
+            (:mod:`neurorack.engine.live_transfer`). Gates still play impacts, mixed in.
+        transfer_block: samples per model call in transfer mode (a multiple of the model's hop);
+            the latency grows by twice this.
+        connect_input: with JACK, connect this output port (e.g. ``system:capture_1``) to ``in``.
 
     Raises:
-        NeurorackError: the model cannot be loaded, the backend cannot be opened, bad settings.
+        NeurorackError: the model cannot be loaded (or cannot transfer audio, in transfer mode), the
+            backend cannot be opened, bad settings.
 
     Example::
 
@@ -98,6 +114,9 @@ class Engine:
         client_name: str = "neurorack",
         server: str | None = None,
         autoconnect: bool = True,
+        transfer: bool = False,
+        transfer_block: int = 1024,
+        connect_input: str | None = None,
     ) -> None:
         from neurorack.model_file import LoadedModel
 
@@ -116,6 +135,17 @@ class Engine:
         self.model: LoadedModel = loaded
         self._model_label = label
         self._model_spec: str | None = None if model is None or isinstance(model, LoadedModel) else os.fspath(model)
+        #: Live transfer of the audio input is on (``transfer=True``).
+        self.transfer_enabled = bool(transfer)
+        self._transfer_block = transfer_block
+        if transfer:
+            from neurorack.transfer import autoencoder_of
+
+            ae = autoencoder_of(loaded)
+            try:
+                check_block(transfer_block, ae.hop_length)
+            except ValueError as exc:
+                raise NeurorackError(str(exc)) from None
         self.backend: AudioBackend = open_backend(
             audio,
             sample_rate=sample_rate or loaded.sample_rate,
@@ -123,8 +153,17 @@ class Engine:
             client_name=client_name,
             server=server,
             autoconnect=autoconnect,
+            connect_input=connect_input,
         )
         self.sample_rate = self.backend.sample_rate
+        self._transfer: LiveTransfer | None = None
+        if transfer:
+            try:
+                self.check_transfer_model(loaded)
+                self._transfer = self._build_transfer(loaded)
+            except BaseException:
+                self.backend.stop()
+                raise
         self.max_seconds = float(max_seconds)
         max_block = self.backend.max_period
         self.midi_map = midi_map or MidiMap()
@@ -198,6 +237,8 @@ class Engine:
             self.start_recording(record)
         self.renderer.render_now()  # the first trigger must not wait
         self.renderer.start()
+        if self._transfer is not None:
+            self._transfer.start()
         self._old_switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._wall_start = time.perf_counter()
@@ -211,6 +252,8 @@ class Engine:
         self._running = False
         self.backend.stop()
         self.renderer.stop()
+        if self._transfer is not None:
+            self._transfer.stop()
         if self._old_switch is not None:
             sys.setswitchinterval(self._old_switch)
             self._old_switch = None
@@ -251,6 +294,74 @@ class Engine:
         time.sleep(2 * self.backend.period / self.sample_rate)  # let a running callback finish its push
         return rec.close()
 
+    # ------------------------------------------------------------------------------------------
+    # live transfer
+    # ------------------------------------------------------------------------------------------
+    @property
+    def live_transfer(self) -> LiveTransfer | None:
+        """The live-transfer processor (transfer mode), or None."""
+        return self._transfer
+
+    def check_transfer_model(self, loaded: LoadedModel) -> None:
+        """In transfer mode, refuse a model that cannot transfer live audio (no-op otherwise).
+
+        Raises:
+            NeurorackError: not a ``fader-ae`` autoencoder, another sample rate than the backend's, or
+                a hop that does not divide the transfer block (one line each).
+        """
+        if not self.transfer_enabled:
+            return
+        from neurorack.transfer import autoencoder_of
+
+        ae = autoencoder_of(loaded)
+        if ae.sample_rate != self.sample_rate:
+            raise NeurorackError(
+                f"model {loaded.name!r} runs at {ae.sample_rate} Hz and the audio at {self.sample_rate} Hz: "
+                "live transfer needs both at the same rate (run the JACK server at the model's rate)"
+            )
+        try:
+            check_block(self._transfer_block, ae.hop_length)
+        except ValueError as exc:
+            raise NeurorackError(str(exc)) from None
+
+    def _build_transfer(self, loaded: LoadedModel) -> LiveTransfer:
+        from neurorack.engine.live_transfer import LiveTransfer
+        from neurorack.transfer import autoencoder_of
+
+        return LiveTransfer(
+            autoencoder_of(loaded),
+            loaded.descriptor_config,
+            period=self.backend.period,
+            max_period=self.backend.max_period,
+            block=self._transfer_block,
+            edits=self.transfer_edits,
+        )
+
+    def rebuild_transfer(self) -> None:
+        """After a model change (renderer thread): a fresh processor for the current model, swapped in
+        atomically; the output is silent for one latency while it fills. No-op outside transfer mode."""
+        if not self.transfer_enabled:
+            return
+        try:
+            new = self._build_transfer(self.model)
+            if self._running:
+                new.start()
+        except Exception as exc:
+            self.note(f"live transfer kept the previous model: {type(exc).__name__}: {exc}")
+            return
+        old, self._transfer = self._transfer, new
+        if old is not None:
+            old.stop()
+
+    def transfer_edits(self) -> tuple[dict[str, float], dict[str, float]]:
+        """``(scale, offset)`` the CVs and descriptor offsets ask of the measured descriptors (live transfer).
+
+        The impact instrument's calibration (:func:`~neurorack.engine.calibration.descriptor_edits`);
+        ``position`` and ``inharmonicity`` CVs and offsets have no meaning for an input sound and are ignored.
+        """
+        scale, offset, _ = cal.descriptor_edits(self.cvs(), self._assignments, self._offsets, self._params["cv_range"])
+        return scale, offset
+
     def note(self, message: str, *, level: int = logging.WARNING) -> None:
         """Log ``message`` and show it in the status (any thread but the audio thread)."""
         log.log(level, "%s", message)
@@ -281,6 +392,7 @@ class Engine:
         gates: Sequence[np.ndarray] | None = None,
         cvs: Sequence[np.ndarray] | None = None,
         midi: Iterable[tuple[int, bytes]] | None = None,
+        audio_in: np.ndarray | None = None,
     ) -> None:
         """Fill ``out: float32[n]`` with the next ``n`` samples (audio thread; see the module docstring).
 
@@ -289,6 +401,8 @@ class Engine:
             gates: audio-rate gate inputs (2 blocks of ``n`` samples, digital units) or None.
             cvs: audio-rate CV inputs (4 blocks) or None.
             midi: ``(frame offset, raw bytes)`` MIDI events of this period, or None.
+            audio_in: the audio input block (``float32[n]``, digital full scale = 1) the live transfer
+                takes, or None (silence). Ignored outside transfer mode.
         """
         t0 = time.perf_counter()
         n = out.shape[0]
@@ -335,8 +449,11 @@ class Engine:
             for c in range(N_CVS):
                 v = float(cvs[c][:n].mean()) * scale
                 self._cv_input[c] = v if math.isfinite(v) else 0.0
-        # 4. voices, volume, limiter
+        # 4. voices, live transfer, volume, limiter
         self._voices_now = self.voices.mix(mix, self.pool.buffers)
+        transfer = self._transfer
+        if transfer is not None:
+            transfer.process(audio_in, mix, self.backend.cycle_frame)
         if self._volume != 1.0:
             mix *= self._volume
         self.limiter.process(mix)
@@ -522,6 +639,22 @@ class Engine:
             self._surface_gates[g] or self._midi_gates[g] > 0 or self._detectors[g].state for g in range(N_GATES)
         )
         rec = self._recorder
+        extra = {
+            "late_callbacks": float(self.late_callbacks),
+            "callback_share": self._busy_total / wall if wall > 0 else 0.0,
+            "render_ahead_ms": self.renderer.last_ahead_ms,
+            "renders": float(self.renderer.renders),
+            "hits": float(self.voices.started),
+            "stolen_voices": float(self.voices.stolen),
+            "limiter_blocks": float(self.limiter.active_blocks),
+            "sanitized_blocks": float(self.limiter.sanitized_blocks),
+            "malformed_midi": float(self.malformed_midi),
+            "periods": float(self.periods_done),
+            "last_onset_frame": float(self.last_onset_frame),
+        }
+        transfer = self._transfer
+        if transfer is not None:
+            extra.update(transfer.figures())
         return EngineStatus(
             running=self._running,
             backend=self.backend.name,
@@ -539,19 +672,7 @@ class Engine:
             led=led,
             recording=str(rec.path) if rec is not None else "",
             message=message,
-            extra={
-                "late_callbacks": float(self.late_callbacks),
-                "callback_share": self._busy_total / wall if wall > 0 else 0.0,
-                "render_ahead_ms": self.renderer.last_ahead_ms,
-                "renders": float(self.renderer.renders),
-                "hits": float(self.voices.started),
-                "stolen_voices": float(self.voices.stolen),
-                "limiter_blocks": float(self.limiter.active_blocks),
-                "sanitized_blocks": float(self.limiter.sanitized_blocks),
-                "malformed_midi": float(self.malformed_midi),
-                "periods": float(self.periods_done),
-                "last_onset_frame": float(self.last_onset_frame),
-            },
+            extra=extra,
         )
 
     # ------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ Ports (client ``neurorack`` by default):
   sample-accurately;
 * ``cv_1`` … ``cv_4`` — audio-rate CV inputs; volts = sample × ``input_volts`` (parameter,
   default 10 V at digital full scale, the usual DC-coupled interface calibration);
-* ``midi_in`` — a JACK MIDI input, decoded with the MIDI map, onsets at the event's frame.
+* ``midi_in`` — a JACK MIDI input, decoded with the MIDI map, onsets at the event's frame;
+* ``in`` — the audio input live transfer takes (``neurorack play --transfer``; unused otherwise),
+  connected to ``connect_input`` when given.
 
 The process callback runs on JACK's thread and only calls the engine's process function.
 """
@@ -67,14 +69,22 @@ class JackBackend:
         client_name: JACK client name.
         server: JACK server name (default: ``$JACK_DEFAULT_SERVER``, else ``default``).
         autoconnect: connect ``out`` to the physical playback ports on start.
+        connect_input: an output port (e.g. ``system:capture_1``) to connect to ``in`` on start.
 
     Raises:
-        NeurorackError: no JACK library, no running server, or a period above :data:`MAX_PERIOD`.
+        NeurorackError: no JACK library, no running server, a period above :data:`MAX_PERIOD`, or a
+            ``connect_input`` that names no output port.
     """
 
     name = "jack"
 
-    def __init__(self, client_name: str = "neurorack", server: str | None = None, autoconnect: bool = True) -> None:
+    def __init__(
+        self,
+        client_name: str = "neurorack",
+        server: str | None = None,
+        autoconnect: bool = True,
+        connect_input: str | None = None,
+    ) -> None:
         jack = _import_jack()
         self._jack = jack
         jack.set_error_function(lambda msg: log.debug("libjack: %s", msg))
@@ -100,6 +110,14 @@ class JackBackend:
         self.gates = [self.client.inports.register(f"gate_{i}") for i in (1, 2)]
         self.cvs = [self.client.inports.register(f"cv_{i}") for i in (1, 2, 3, 4)]
         self.midi_in = self.client.midi_inports.register("midi_in")
+        self.audio_in = self.client.inports.register("in")
+        self.connect_input = connect_input
+        if connect_input is not None:
+            sources = [p.name for p in self.client.get_ports(is_audio=True, is_output=True)]
+            if connect_input not in sources:
+                self.client.close()
+                known = ", ".join(sources[:8]) or "none"
+                raise NeurorackError(f"--connect-input: no JACK audio output port {connect_input!r} (ports: {known})")
         self._process: ProcessFn | None = None
         self._active = False
         self._prioritised = False
@@ -148,6 +166,7 @@ class JackBackend:
             (g[0].get_array(), g[1].get_array()),
             (c[0].get_array(), c[1].get_array(), c[2].get_array(), c[3].get_array()),
             self.midi_in.incoming_midi_events(),
+            audio_in=self.audio_in.get_array(),
         )
 
     def start(self, process: ProcessFn) -> None:
@@ -164,6 +183,11 @@ class JackBackend:
                     self.client.connect(self.out, port)
             except self._jack.JackError as exc:
                 log.warning("could not connect the output to the playback ports: %s", exc)
+        if self.connect_input is not None:
+            try:
+                self.client.connect(self.connect_input, self.audio_in)
+            except self._jack.JackError as exc:
+                raise NeurorackError(f"cannot connect {self.connect_input} to the input: {exc}") from None
 
     def stop(self) -> None:
         """Deactivate and close the client (idempotent)."""

@@ -18,7 +18,9 @@ Addresses (arguments in brackets; numbers may be int or float, booleans accepted
 The status reply's arguments alternate a name (string) and a value (int, float or string):
 ``running backend sample_rate period model voices max_voices xruns callback_load render_ms
 pending gate_1 gate_2 cv_1 … cv_4 message`` then the engine's extra figures (whole numbers as int32,
-e.g. ``hits`` and ``last_onset_frame``, the frame time of the last hit's first sample).
+e.g. ``hits`` and ``last_onset_frame``, the frame time of the last hit's first sample; with live
+transfer ``transfer_latency`` in samples, ``transfer_underruns`` and the rest of
+:attr:`EngineStatus.extra <neurorack.engine.protocol.EngineStatus>`).
 
 Anything malformed — undecodable datagrams, unknown addresses, wrong argument types or counts,
 NaN, ±inf, values out of range — is logged (rate-limited) and ignored; the server never stops.

@@ -25,6 +25,21 @@ class _ProbeClient:
 
     client: Any
 
+    def _activate(self) -> None:
+        """Install :meth:`_process` as the JACK callback (its thread made real-time on the first call) and activate."""
+        self._prioritised = False
+        self.client.set_process_callback(self._callback)
+        self.client.activate()
+
+    def _callback(self, frames: int) -> None:
+        if not self._prioritised:
+            self._prioritised = True
+            raise_thread_priority()
+        self._process(frames)
+
+    def _process(self, frames: int) -> None:
+        raise NotImplementedError
+
     def close(self) -> None:
         """Deactivate and close."""
         try:
@@ -56,15 +71,10 @@ class JackCapture(_ProbeClient):
         self._audio = np.zeros(n, dtype=np.float32)
         self._frames = np.zeros(n // self.period, dtype=np.int64)  # frame time of each block
         self._blocks = 0
-        self._prioritised = False
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        self._activate()
         self.client.connect(source, self.port)
 
     def _process(self, frames: int) -> None:
-        if not self._prioritised:
-            self._prioritised = True
-            raise_thread_priority()
         if frames != self.period:
             return
         k = self._blocks % self._frames.shape[0]
@@ -138,16 +148,11 @@ class JackMidiSender(_ProbeClient):
         self.port = self.client.midi_outports.register("out")
         self._queue: deque[bytes] = deque()
         self.sent_frames: deque[int] = deque(maxlen=1024)
-        self._prioritised = False
         self._event = threading.Event()
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        self._activate()
         self.client.connect(self.port, destination)
 
     def _process(self, frames: int) -> None:
-        if not self._prioritised:
-            self._prioritised = True
-            raise_thread_priority()
         self.port.clear_buffer()
         if not self._queue:
             return
@@ -183,15 +188,10 @@ class JackGateSender(_ProbeClient):
         self._pending: deque[tuple[float, int]] = deque()
         self._stamps: deque[int] = deque(maxlen=64)
         self._event = threading.Event()
-        self._prioritised = False
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        self._activate()
         self.client.connect(self.port, destination)
 
     def _process(self, frames: int) -> None:
-        if not self._prioritised:
-            self._prioritised = True
-            raise_thread_priority()
         buf = self.port.get_array()
         buf.fill(self.level)
         if self._pending:
@@ -209,3 +209,79 @@ class JackGateSender(_ProbeClient):
         if not self._event.wait(timeout):
             raise TimeoutError("the JACK gate sender did not run")
         return self._stamps[-1]
+
+
+class JackPlayer(_ProbeClient):
+    """A client with one audio output port (e.g. into ``neurorack:in``) that plays a signal once, block by
+    block, and stamps every block with JACK's frame time — a known source for the live transfer.
+
+    :meth:`play` starts the signal at the next period; :meth:`timeline` gives what the port carried,
+    frame by frame.
+    """
+
+    def __init__(self, server: str, destination: str, seconds: float = 30.0) -> None:
+        import jack
+
+        self.client = jack.Client(f"player-{uuid.uuid4().hex[:6]}", servername=server, no_start_server=True)
+        self.period = int(self.client.blocksize)
+        self.port = self.client.outports.register("out")
+        self._signal: np.ndarray | None = None
+        self._pos = 0
+        cap = max(16, int(seconds * self.client.samplerate) // self.period)
+        self._stamps = np.full(cap, -1, dtype=np.int64)  # frame time of each block written
+        self._starts = np.zeros(cap, dtype=np.int64)  # signal position of its first sample
+        self._blocks = 0
+        self._event = threading.Event()
+        self._activate()
+        self.client.connect(self.port, destination)
+
+    def _process(self, frames: int) -> None:
+        buf = self.port.get_array()
+        x = self._signal
+        if x is None or self._pos >= x.shape[0] or self._blocks >= self._stamps.shape[0]:
+            buf.fill(0.0)
+            return
+        pos = self._pos
+        piece = x[pos : pos + frames]
+        buf[: piece.shape[0]] = piece
+        buf[piece.shape[0] :] = 0.0
+        self._stamps[self._blocks] = self.client.last_frame_time
+        self._starts[self._blocks] = pos
+        self._blocks += 1
+        self._pos = pos + frames
+        self._event.set()
+
+    def play(self, signal: np.ndarray, timeout: float = 2.0) -> int:
+        """Play ``signal: float32[T]`` from the next period; returns the frame time of its first sample."""
+        self._event.clear()
+        self._blocks = 0
+        self._pos = 0
+        self._signal = np.ascontiguousarray(signal, dtype=np.float32)
+        if not self._event.wait(timeout):
+            raise TimeoutError("the JACK player did not run")
+        return int(self._stamps[0])
+
+    @property
+    def done(self) -> bool:
+        """The whole signal has been written."""
+        return self._signal is not None and self._pos >= self._signal.shape[0]
+
+    def timeline(self, first: int, length: int) -> np.ndarray:
+        """``float32[length]``: what the port carried from frame time ``first`` on (zeros where it played
+        nothing); a cycle this client missed shows as a gap in its stamps (see :meth:`gaps`)."""
+        out = np.zeros(length, dtype=np.float32)
+        x = self._signal
+        if x is None:
+            return out
+        for b in range(self._blocks):
+            at = int(self._stamps[b]) - first
+            piece = x[int(self._starts[b]) : int(self._starts[b]) + self.period]
+            lo, hi = max(at, 0), min(at + piece.shape[0], length)
+            if hi > lo:
+                out[lo:hi] = piece[lo - at : hi - at]
+        return out
+
+    def gaps(self) -> int:
+        """Cycles skipped between consecutive blocks of the signal (0 when it went out without a break)."""
+        stamps = self._stamps[: self._blocks]
+        return int(((np.diff(stamps) - self.period) // self.period).clip(min=0).sum()) if stamps.size > 1 else 0

@@ -44,6 +44,12 @@ class EngineStatus:
         led: RGB colour 0..255 the LED shows for this state.
         recording: path being recorded, or empty.
         message: last warning (e.g. an ignored malformed OSC message), or empty.
+        extra: further figures by name (``late_callbacks``, ``renders``, ``hits`` …); with live transfer
+            on also ``transfer_latency`` (input-to-output samples), ``transfer_latency_ms``,
+            ``transfer_underruns`` (audio periods the worker was late for: silence),
+            ``transfer_missing_samples``, ``transfer_skipped_blocks``, ``transfer_blocks``,
+            ``transfer_block_ms`` (last block's compute time) and ``transfer_start_frame`` (frame time of
+            the live stream's first sample).
     """
 
     running: bool

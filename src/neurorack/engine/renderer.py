@@ -175,6 +175,7 @@ class Renderer:
         eng = self.engine
         try:
             loaded, label = eng._load(spec)
+            eng.check_transfer_model(loaded)  # live transfer keeps the old model rather than a non-autoencoder
         except NeurorackError as exc:
             eng.note(f"cannot switch model: {exc}")
             return
@@ -184,6 +185,7 @@ class Renderer:
         if spec is not None and spec not in eng._model_specs:
             eng._model_specs.append(spec)
         self._model_id += 1
+        eng.rebuild_transfer()
         eng.note(f"model {label} loaded", level=logging.INFO)
 
     # -- rendering -------------------------------------------------------------------------------
@@ -196,28 +198,16 @@ class Renderer:
         cv_range = params["cv_range"]
         volts = eng.cvs()
         assignments = eng.assignments()
-        u_by_cv = {cv: cal.normalise(volts[cv - 1], cv_range) for cv in assignments}
         position = 0.5
         for cv, target in assignments.items():
             if target == "position":
-                position = cal.position(u_by_cv[cv])
+                position = cal.position(cal.normalise(volts[cv - 1], cv_range))
                 break
         curves = model.position_curves(position) if model.anchors else _flat_curves(model)
         if params["duration"] > 0:
             curves = model.stretch(curves, params["duration"])
-        scale: dict[str, float] = {}
-        offset: dict[str, float] = dict(eng.offsets())
-        inharmonicity = params["inharmonicity"] + offset.pop("inharmonicity", 0.0)
-        for cv, target in assignments.items():
-            u = u_by_cv[cv]
-            if target == "position":
-                continue
-            if target == "inharmonicity":
-                inharmonicity += cal.offset_for(target, u)
-            elif target == "flatness":
-                offset[target] = offset.get(target, 0.0) + cal.offset_for(target, u)
-            else:
-                scale[target] = scale.get(target, 1.0) * cal.scale_for(target, u)
+        scale, offset, beta = cal.descriptor_edits(volts, assignments, eng.offsets(), cv_range)
+        inharmonicity = params["inharmonicity"] + beta
         edited = model.edit(curves, scale=scale, offset=offset)
         return edited, inharmonicity, edit_ratios(curves, edited)
 

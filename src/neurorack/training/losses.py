@@ -26,12 +26,30 @@ from neurorack.descriptors import DESCRIPTOR_NAMES, DescriptorConfig
 
 #: FFT sizes of the training spectral loss: large for low drums, small for sharp attacks.
 DEFAULT_FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
-#: Descriptors the descriptor loss compares (the differentiable ones).
+#: Descriptors the descriptor loss compares by default.
 LOSS_DESCRIPTORS: tuple[str, ...] = ("rms", "flatness", "bandwidth", "centroid")
+#: Descriptors the descriptor loss can compare: the defaults and a smooth roll-off (:func:`soft_rolloff`).
+SUPPORTED_DESCRIPTORS: tuple[str, ...] = (*LOSS_DESCRIPTORS, "rolloff")
+#: Width of the step of :func:`soft_rolloff`, as a share of the total magnitude.
+ROLLOFF_SOFTNESS = 0.02
 #: Descriptors :func:`edit_curves` scales.
 EDITABLE_DESCRIPTORS: tuple[str, ...] = ("rms", "rolloff", "bandwidth", "centroid")
 #: Floors added before the logarithm, per descriptor (units of the descriptor).
-LOG_FLOORS: dict[str, float] = {"rms": 1e-5, "flatness": 1e-5, "bandwidth": 10.0, "centroid": 10.0}
+LOG_FLOORS: dict[str, float] = {"rms": 1e-5, "flatness": 1e-5, "bandwidth": 10.0, "centroid": 10.0, "rolloff": 10.0}
+
+
+def soft_rolloff(mag: Tensor, freqs: Tensor, percent: float = 0.85, softness: float = ROLLOFF_SOFTNESS) -> Tensor:
+    """A differentiable spectral roll-off, Hz: ``mag [..., bins]`` (linear magnitudes at ``freqs [bins]``) -> ``[...]``.
+
+    librosa's roll-off is the first bin whose cumulative magnitude reaches ``percent`` of the total: a
+    step with no gradient. Here each bin below counts through a sigmoid of how far its cumulative share
+    is below ``percent`` (width ``softness``), so ``Σ Δf · σ((percent - share) / softness)`` moves
+    smoothly with the magnitudes and equals the bin frequency when the shares are far from the threshold.
+    """
+    total = mag.sum(-1, keepdim=True) + 1e-8
+    share = torch.cumsum(mag, dim=-1)[..., :-1] / total
+    step = freqs[1:] - freqs[:-1]
+    return (torch.sigmoid((percent - share) / softness) * step).sum(-1) + freqs[0]
 
 
 class MultiScaleSpectralLoss(nn.Module):
@@ -87,9 +105,9 @@ class DescriptorLoss(nn.Module):
         self, config: DescriptorConfig, names: Sequence[str] = LOSS_DESCRIPTORS, active_db: float = -50.0
     ) -> None:
         super().__init__()
-        unknown = set(names) - set(LOSS_DESCRIPTORS)
+        unknown = set(names) - set(SUPPORTED_DESCRIPTORS)
         if unknown:
-            raise ValueError(f"descriptor loss supports {LOSS_DESCRIPTORS}, got {sorted(unknown)}")
+            raise ValueError(f"descriptor loss supports {SUPPORTED_DESCRIPTORS}, got {sorted(unknown)}")
         self.config = config
         self.names = tuple(names)
         self.active_db = active_db
@@ -113,6 +131,7 @@ class DescriptorLoss(nn.Module):
             "flatness": clamped.log().mean(-1).exp() / clamped.mean(-1),
             "bandwidth": (spread + 1e-6).sqrt(),
             "centroid": centroid,
+            "rolloff": soft_rolloff(mag, self.freqs),
         }
 
     def active(self, target: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -31,6 +31,7 @@ from neurorack.models.base import ImpactModel
 from neurorack.models.registry import build_model, rebuild_model
 from neurorack.training.losses import (
     DEFAULT_FFT_SIZES,
+    LOSS_DESCRIPTORS,
     DescriptorLoss,
     MultiScaleSpectralLoss,
     clamp_curves,
@@ -79,7 +80,9 @@ class ImpactTrainingModule(L.LightningModule):
         self.save_hyperparameters()
         self.model: ImpactModel = build_model(model_name, **model_config)
         self.spectral = MultiScaleSpectralLoss(fft_sizes)
-        self.descriptor_loss = DescriptorLoss(self.model.descriptor_config)
+        # a model may name the descriptors its outputs are matched on (default: LOSS_DESCRIPTORS)
+        names = getattr(self.model, "trained_descriptors", None) or LOSS_DESCRIPTORS
+        self.descriptor_loss = DescriptorLoss(self.model.descriptor_config, names=names)
         self.metric = auraloss.freq.MultiResolutionSTFTLoss()  # SPEC §6 distance, auraloss defaults
         self.lr = lr
         self.lr_factor = lr_factor
@@ -119,15 +122,23 @@ class ImpactTrainingModule(L.LightningModule):
         return terms
 
     # -- training ----------------------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        descriptors = batch["descriptors"]
+    def _edited_inputs(self, descriptors: Tensor) -> tuple[Tensor, int]:
+        """The curves a training batch ``[B, F, 7]`` is rendered with, and ``r``: the first ``r`` items keep
+        their own curves (reconstruction), the last ``B - r`` (``augment_fraction`` of the batch, at least
+        one reconstructed item left) get edited ones (:func:`~.losses.edit_curves`, clamped)."""
         b = descriptors.shape[0]
         n_aug = min(b - 1, round(b * self.augment_fraction)) if self.augment_fraction > 0 else 0
         r = b - n_aug
-        inputs = descriptors
-        if n_aug > 0:
-            edited, _ = edit_curves(descriptors[r:])
-            inputs = torch.cat([descriptors[:r], clamp_curves(edited, self.model.sample_rate)])
+        if n_aug == 0:
+            return descriptors, r
+        edited, _ = edit_curves(descriptors[r:])
+        return torch.cat([descriptors[:r], clamp_curves(edited, self.model.sample_rate)]), r
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        descriptors = batch["descriptors"]
+        b = descriptors.shape[0]
+        inputs, r = self._edited_inputs(descriptors)
+        n_aug = b - r
         audio = self.model(inputs)
         terms = self._reconstruction(audio[:r], batch)
         total = terms["loss"]

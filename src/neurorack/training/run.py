@@ -71,6 +71,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "descriptor_weight": 1.0,
     "control_weight": 1.0,
     "augment_fraction": 0.25,
+    "waveform_adversary": False,
 }
 #: Anchors stored in an exported model.
 DEFAULT_ANCHORS = 8
@@ -367,6 +368,7 @@ def train(
     descriptor_weight: float | None = None,
     control_weight: float | None = None,
     augment_fraction: float | None = None,
+    waveform_adversary: bool | None = None,
     devices: int = 1,
     nodes: int = 1,
     accelerator: str = "auto",
@@ -399,6 +401,9 @@ def train(
         batch_size: crops per batch (per device; default 8).
         frames: crop length in descriptor frames (default 64: 64 frames of 512 samples = 0.74 s at 44.1 kHz).
         descriptor_weight, control_weight, augment_fraction: see :class:`ImpactTrainingModule` (1, 1, 0.25).
+        waveform_adversary: train autoencoders with the adversarial waveform stage (a multi-scale STFT
+            discriminator, :class:`~neurorack.training.fader_module.FaderTrainingModule`; default off: it is
+            slow on a CPU). Set for the whole run: it cannot change on resume.
 
         Settings left at ``None`` take the run's own values on resume, else the defaults
         (:data:`TRAIN_DEFAULTS`).
@@ -423,7 +428,8 @@ def train(
 
     Raises:
         NeurorackError: missing source, unknown model, a run with checkpoints without ``resume``,
-            ``resume`` without a checkpoint, or a model that does not match the run.
+            ``resume`` without a checkpoint, a model that does not match the run, or ``waveform_adversary``
+            for a model that is not an autoencoder or other than the resumed run's.
     """
     _quiet_lightning()
     run = Path(out)
@@ -463,6 +469,17 @@ def train(
     descriptor_weight = float(setting("descriptor_weight", descriptor_weight))
     control_weight = float(setting("control_weight", control_weight))
     augment_fraction = float(setting("augment_fraction", augment_fraction))
+    if resume and waveform_adversary is not None and previous is not None:
+        before = bool(previous.get("waveform_adversary", TRAIN_DEFAULTS["waveform_adversary"]))
+        if waveform_adversary != before:
+            state = "with" if before else "without"
+            raise NeurorackError(
+                f"{run} was trained {state} the waveform adversary, which cannot change on resume; start a new run"
+            )
+    waveform_adversary = bool(setting("waveform_adversary", waveform_adversary))
+    if waveform_adversary and training_module_class(model) is ImpactTrainingModule:  # not an autoencoder
+        autoencoders = [name for name in model_names() if training_module_class(name) is not ImpactTrainingModule]
+        raise NeurorackError(f"--waveform-adversary is for autoencoders ({', '.join(autoencoders)}), not {model!r}")
     for name, value in (("batch_size", batch_size), ("frames", frames), ("devices", devices), ("nodes", nodes)):
         if value < 1:
             raise NeurorackError(f"{name} must be >= 1, got {value}")
@@ -482,6 +499,8 @@ def train(
     L.seed_everything(seed, workers=True, verbose=False)
     torch_threads = _threads_for(accelerator, devices, threads)
     module_class = training_module_class(model)
+    autoencoder = module_class is not ImpactTrainingModule
+    stage: dict[str, Any] = {"waveform_adversary": True} if waveform_adversary else {}
     try:
         module = module_class(
             model,
@@ -493,6 +512,7 @@ def train(
             control_weight=control_weight,
             augment_fraction=augment_fraction,
             example_every=example_every,
+            **stage,
         )
     except (TypeError, ValueError) as exc:
         raise NeurorackError(f"cannot build {model!r} with {config}: {exc}") from None
@@ -506,6 +526,7 @@ def train(
     say(
         f"{model}: {params / 1e6:.3f} M parameters; {len(train_set)} training / {len(val_set)} validation sounds; "
         f"lr {learning_rate:g}, batch {batch_size} x {frames} frames"
+        + ("; adversarial waveform stage on" if waveform_adversary else "")
     )
 
     if not child:
@@ -539,6 +560,7 @@ def train(
                 "descriptor_weight": descriptor_weight,
                 "control_weight": control_weight,
                 "augment_fraction": augment_fraction,
+                "waveform_adversary": waveform_adversary,
                 "seed": seed,
                 "minutes": minutes,
                 "max_steps": max_steps,
@@ -577,7 +599,9 @@ def train(
         accelerator=accelerator,
         devices=devices,
         num_nodes=nodes,
-        strategy="ddp" if world > 1 else "auto",
+        # the autoencoder's manual steps leave parameters without gradient in some backward passes
+        # (the discriminators' in the autoencoder step): DDP must look for them
+        strategy=("ddp_find_unused_parameters_true" if autoencoder else "ddp") if world > 1 else "auto",
         max_time=timedelta(minutes=minutes) if minutes is not None else None,
         max_steps=max_steps if max_steps is not None else -1,
         max_epochs=max_epochs if max_epochs is not None else -1,
