@@ -143,3 +143,14 @@ def test_run_bench_errors() -> None:
         run_bench([], seconds=0.1, repeats=1, include_descriptors=False)
     with pytest.raises(NeurorackError):
         run_bench([Silence(config)], seconds=0.0, repeats=1)
+
+
+def test_bench_times_an_autoencoder_by_streaming(tiny_fader_path: Path) -> None:
+    """A fader-ae runs live as a streaming transfer: that is what its row times (as in eval)."""
+    from neurorack.bench import run_bench
+    from neurorack.model_file import load_model
+
+    report = run_bench([load_model(tiny_fader_path)], seconds=0.25, repeats=1, include_descriptors=False)
+    (row,) = report.rows
+    assert row.name == "fader-ae" and row.kind == "model" and "streaming transfer" in row.note
+    assert row.realtime_factor > 0 and row.audio_seconds > 0

@@ -43,6 +43,7 @@ see :mod:`neurorack.engine.bench`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -58,7 +59,14 @@ from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
 from neurorack.generators.nearest import NearestSample
 from neurorack.generators.registry import BASELINES, build_baseline
-from neurorack.metrics.speed import DESCRIBE_SAMPLE_RATE, SpeedResult, describe_realtime_factor, realtime_factor
+from neurorack.metrics.speed import (
+    DESCRIBE_SAMPLE_RATE,
+    STREAM_BLOCK,
+    SpeedResult,
+    describe_realtime_factor,
+    realtime_factor,
+    streaming_factor,
+)
 
 if TYPE_CHECKING:
     from neurorack.corpus import Corpus
@@ -249,9 +257,15 @@ def run_bench(
         rows.append(BenchRow.from_speed(result, "descriptors", DESCRIBE_SAMPLE_RATE, "7 descriptors, 2048 / 512"))
     for gen in generators:
         say(gen.name)
-        result = realtime_factor(gen, seconds, repeats, threads)
         kind = "baseline" if gen.name in BASELINES else "model"
-        rows.append(BenchRow.from_speed(result, kind, gen.sample_rate, _note(gen)))
+        ae = getattr(gen, "model", None)
+        if getattr(ae, "autoencoder", False):  # an autoencoder is timed as it runs live: streaming transfer
+            result = dataclasses.replace(streaming_factor(ae, seconds, repeats, threads), name=gen.name)
+            note = f"streaming transfer, {STREAM_BLOCK}-sample blocks"
+            rows.append(BenchRow.from_speed(result, kind, gen.sample_rate, note))
+        else:
+            result = realtime_factor(gen, seconds, repeats, threads)
+            rows.append(BenchRow.from_speed(result, kind, gen.sample_rate, _note(gen)))
     ref_rtf = rows[row_names.index(reference)].realtime_factor
     rows = [BenchRow(**{**r.to_dict(), "ratio": r.realtime_factor / ref_rtf if ref_rtf > 0 else None}) for r in rows]
     return BenchReport(seconds, repeats, threads, reference, machine, tuple(rows))
