@@ -25,7 +25,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -42,6 +43,7 @@ from torch.utils.data import DataLoader
 from neurorack.corpus import Corpus, build_corpus
 from neurorack.corpus.manifest import CORPUS_JSON, write_json_atomic
 from neurorack.errors import NeurorackError
+from neurorack.models.fader_ae import FaderAE
 from neurorack.models.registry import TINY_CONFIGS, build_model, legacy_kwargs, model_names
 from neurorack.training.data import SegmentDataset, descriptor_statistics
 from neurorack.training.module import ImpactTrainingModule, load_checkpoint
@@ -477,7 +479,9 @@ def train(
                 f"{run} was trained {state} the waveform adversary, which cannot change on resume; start a new run"
             )
     waveform_adversary = bool(setting("waveform_adversary", waveform_adversary))
-    if waveform_adversary and training_module_class(model) is ImpactTrainingModule:  # not an autoencoder
+    module_class = training_module_class(model)
+    autoencoder = module_class is not ImpactTrainingModule
+    if waveform_adversary and not autoencoder:
         autoencoders = [name for name in model_names() if training_module_class(name) is not ImpactTrainingModule]
         raise NeurorackError(f"--waveform-adversary is for autoencoders ({', '.join(autoencoders)}), not {model!r}")
     for name, value in (("batch_size", batch_size), ("frames", frames), ("devices", devices), ("nodes", nodes)):
@@ -498,8 +502,6 @@ def train(
 
     L.seed_everything(seed, workers=True, verbose=False)
     torch_threads = _threads_for(accelerator, devices, threads)
-    module_class = training_module_class(model)
-    autoencoder = module_class is not ImpactTrainingModule
     stage: dict[str, Any] = {"waveform_adversary": True} if waveform_adversary else {}
     try:
         module = module_class(
@@ -681,7 +683,7 @@ def _anchor_name(sound: Any, taken: set[str]) -> str:
     return name
 
 
-def mean_latent(model: Any, sounds: list[Any], limit: int = 256) -> torch.Tensor:
+def mean_latent(model: FaderAE, sounds: Sequence[np.ndarray], limit: int = 256) -> torch.Tensor:
     """Mean latent ``[latent_dim]`` of an autoencoder over (up to ``limit``) sounds, float arrays ``[T]``:
     the timbre it plays from descriptor curves alone. Weighted by frames."""
     total, count = None, 0
@@ -745,9 +747,8 @@ def export_run(
         "frames": meta.get("frames"),
         "best_val_loss": meta.get("best_val_loss"),
     }
-    if getattr(model, "autoencoder", False):
-        timbre = mean_latent(model, [s.audio() for s in sounds])
-        model.set_timbre(timbre)  # type: ignore[operator]
+    if isinstance(model, FaderAE):
+        model.set_timbre(mean_latent(model, [s.audio() for s in sounds]))
         training["timbre_sounds"] = len(sounds)
     target = Path(out) if out is not None else run_path / MODEL_FILE
     return export_model(
