@@ -158,3 +158,22 @@ def test_discriminator_shapes_and_kl() -> None:
     assert mean.grad is not None and mean.grad[:, 1:].abs().sum() == 0 and mean.grad[:, 0].abs().sum() > 0
     assert ramp(5, 10, 100) == 0.0 and ramp(60, 10, 100) == 0.5 and ramp(500, 10, 100) == 1.0
     assert math.isclose(ramp(3, 0, 0), 1.0)
+
+
+def test_controls_at_the_decoder_input_only() -> None:
+    """``control_stages=False``: no per-stage projection (no parameters for it), still streamable and rebuildable."""
+    torch.manual_seed(0)
+    model = FaderAE(**{**TINY_CONFIGS["fader-ae"], "control_stages": False}).eval()
+    assert not any(name.startswith("decoder.cond") for name, _ in model.named_parameters())
+    assert any(name.startswith("decoder.cond") for name, _ in tiny_ae().named_parameters())
+    rebuilt = build_model("fader-ae", **model.config)
+    rebuilt.load_state_dict(model.state_dict())
+    hop = model.hop_length
+    audio = 0.2 * torch.randn(1, 1, 4 * hop)
+    curves = random_descriptors(1, 4, model.sample_rate, seed=9)
+    with torch.no_grad():
+        mean, _, _ = model.encode(audio)
+        whole, _ = model.decode(mean, model.control_features(curves))
+        first, state = model.stream(audio[..., : 2 * hop], curves[:, :2])
+        second, _ = model.stream(audio[..., 2 * hop :], curves[:, 2:], state)
+    torch.testing.assert_close(torch.cat([first, second], dim=-1), whole, rtol=1e-4, atol=1e-5)

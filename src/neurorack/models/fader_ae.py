@@ -119,14 +119,22 @@ class Decoder(Streaming):
     amplitude (sigmoid) and the gain of the band's noise (sigmoid, squared).
     """
 
-    def __init__(self, n_bands: int, capacity: int, latent_dim: int, n_controls: int, ratios: Sequence[int]) -> None:
+    def __init__(
+        self,
+        n_bands: int,
+        capacity: int,
+        latent_dim: int,
+        n_controls: int,
+        ratios: Sequence[int],
+        control_stages: bool = True,
+    ) -> None:
         super().__init__()
         widths = [*[stage_width(capacity, i) for i in range(len(ratios))][::-1], capacity]  # mirror of the encoder
         self.n_controls = n_controls
         self.ratios = tuple(int(r) for r in ratios[::-1])
         self.widths = tuple(widths[: len(self.ratios)])  # channels entering each upsampling stage
         self.inp = CausalConv1d(latent_dim + n_controls, widths[0], 3)
-        self.cond = CausalConv1d(n_controls, sum(self.widths), 1)
+        self.cond = CausalConv1d(n_controls, sum(self.widths), 1) if control_stages else None
         self.ups = nn.ModuleList(
             StreamingSequential(nn.LeakyReLU(0.2), SubPixelUpsample(widths[i], widths[i + 1], ratio))
             for i, ratio in enumerate(self.ratios)
@@ -154,12 +162,13 @@ class Decoder(Streaming):
         parts = self._parts()
         states = state if state is not None else [None] * len(parts)
         new: list[Any] = []
-        biases, _ = self.cond(x[:, -self.n_controls :])  # 1x1: no state
+        biases = self.cond(x[:, -self.n_controls :])[0].split(self.widths, dim=1) if self.cond is not None else None
         h, s = self.inp(x, states[0])
         new.append(s)
         rate = 1
-        for i, (bias, ratio) in enumerate(zip(biases.split(self.widths, dim=1), self.ratios, strict=True)):
-            h = h + (bias.repeat_interleave(rate, dim=-1) if rate > 1 else bias)
+        for i, ratio in enumerate(self.ratios):
+            if biases is not None:  # 1x1 convolution: no state; held over each frame
+                h = h + (biases[i].repeat_interleave(rate, dim=-1) if rate > 1 else biases[i])
             h, s = self.ups[i](h, states[1 + 2 * i])
             new.append(s)
             h, s = self.blocks[i](h, states[2 + 2 * i])
@@ -185,6 +194,11 @@ class FaderAE(ImpactModel):
         controls: descriptor names the decoder takes (and the adversary removes from the latent).
         latent_adversary: train with the latent discriminator (``False``: the conditional-VAE ablation,
             registered as ``fader-ae-cvae``). Read by the training module; the network is the same.
+        control_stages: add the controls again before every decoder upsampling stage (``False``: at the
+            decoder input only). Measured at 1,500 steps on the drums (40 test sounds): input only
+            reconstructs better (MR-STFT 1.69 vs 1.91) with the same control slopes and leakage, the
+            latent keeping more information (KL ~18 vs ~11 nats per frame); the default stays until a
+            longer comparison.
     """
 
     #: Trained with the fader (latent-adversary) objective of :mod:`neurorack.training.fader_module`.
@@ -205,6 +219,7 @@ class FaderAE(ImpactModel):
         ratios: Sequence[int] | None = None,
         controls: Sequence[str] = DEFAULT_CONTROLS,
         latent_adversary: bool = True,
+        control_stages: bool = True,
     ) -> None:
         super().__init__(sample_rate=sample_rate, hop_length=hop_length, frame_length=frame_length)
         if hop_length % n_bands:
@@ -229,13 +244,14 @@ class FaderAE(ImpactModel):
             ratios=list(ratios),
             controls=list(self.controls),
             latent_adversary=latent_adversary,
+            control_stages=control_stages,
         )
         self.register_buffer(
             "control_index", torch.tensor([DESCRIPTOR_NAMES.index(c) for c in self.controls]), persistent=False
         )
         self.pqmf = PQMF(n_bands)
         self.encoder = Encoder(n_bands, capacity, latent_dim, ratios)
-        self.decoder = Decoder(n_bands, capacity, latent_dim, len(self.controls), ratios)
+        self.decoder = Decoder(n_bands, capacity, latent_dim, len(self.controls), ratios, control_stages)
         # the timbre played from descriptors alone: the mean latent of the training sounds (set_timbre)
         self.register_buffer("timbre", torch.zeros(latent_dim))
         gen = torch.Generator().manual_seed(0x5EED)
