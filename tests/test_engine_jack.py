@@ -9,10 +9,7 @@ sample − JACK frame time when the gate was sent.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_support import PlayProcess
+from engine_support import PlayProcess, prioritised_server
 from neurorack.engine.jack_server import JackDummyServer, jackd_path
 
 PERIOD = 128
@@ -32,19 +29,8 @@ pytestmark = pytest.mark.skipif(jackd_path() is None, reason="jackd is not insta
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[JackDummyServer]:
-    # This process hosts the measuring JACK clients (real-time threads when allowed); its main thread
-    # shares their GIL, so it gets a higher priority too, else a busy machine delays the clients behind
-    # it and skews their frame stamps (not the engine's latency).
-    tid = threading.get_native_id()
-    old = os.getpriority(os.PRIO_PROCESS, tid)
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, -10)
-    try:
-        with JackDummyServer(sample_rate=RATE, period=PERIOD) as srv:
-            yield srv
-    finally:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, tid, old)
+    with prioritised_server(RATE, PERIOD) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

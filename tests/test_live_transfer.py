@@ -11,8 +11,6 @@ output changes, and "silent before the latency" means "unchanged from the model'
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine_support import PlayProcess
+from engine_support import PlayProcess, prioritised_server
 from neurorack.cli import main
 from neurorack.descriptors import describe_with
 from neurorack.engine import Engine
@@ -288,16 +286,8 @@ def test_cli_transfer_errors_are_one_line(model_path: Path, capsys: pytest.Captu
 def server() -> Iterator[JackDummyServer]:
     if jackd_path() is None:
         pytest.skip("jackd is not installed (apt-get install jackd2)")
-    tid = threading.get_native_id()
-    old = os.getpriority(os.PRIO_PROCESS, tid)
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, -10)
-    try:
-        with JackDummyServer(sample_rate=SR, period=JACK_PERIOD) as srv:
-            yield srv
-    finally:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, tid, old)
+    with prioritised_server(SR, JACK_PERIOD) as srv:
+        yield srv
 
 
 def _status_until(play: PlayProcess, cond: object, timeout: float = 20.0) -> dict[str, object]:
