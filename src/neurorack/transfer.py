@@ -66,12 +66,10 @@ def transfer_curves(
     """
     hop, frames = ae.hop_length, curves.shape[0]
     total = frames + ae.pad_frames  # the PQMF delay is flushed by a few frames of silence
-    padded = np.zeros(total * hop, dtype=np.float32)
-    piece = np.asarray(audio, dtype=np.float32)[: frames * hop]
-    padded[: piece.size] = piece
-    extended = np.concatenate([curves, np.repeat(curves[-1:], ae.pad_frames, axis=0)]).astype(np.float32)
-    signal = torch.from_numpy(padded).view(1, 1, -1)
-    controls = torch.from_numpy(extended).unsqueeze(0)
+    signal = torch.zeros(1, 1, total * hop)
+    piece = torch.from_numpy(np.asarray(audio, dtype=np.float32)[: frames * hop])
+    signal[0, 0, : piece.numel()] = piece
+    controls = ae.extend_curves(torch.from_numpy(np.asarray(curves, dtype=np.float32)).unsqueeze(0))
     blocks = range(0, total, BLOCK_FRAMES)
     outputs, state = [], None
     torch.set_flush_denormal(True)  # decaying tails end in denormals, ~100x slower on x86

@@ -15,7 +15,8 @@ Threads (the engine's rules, see :mod:`neurorack.engine.instrument`):
 * **worker thread** — :meth:`LiveTransfer.step` in a loop, one torch thread, denormals flushed: takes
   ``block`` samples (a multiple of the model's hop), measures their descriptor frames with
   :class:`neurorack.descriptors.Descriptors` on a sliding window of the input, applies the edits, runs
-  :meth:`FaderAE.stream <neurorack.models.fader_ae.FaderAE.stream>` with the carried state and writes the
+  :meth:`FaderAE.stream <neurorack.models.fader_ae.FaderAE.stream>` (traced once for the block length:
+  :class:`~neurorack.models.compiled_stream.CompiledStream`) with the carried state and writes the
   output ring.
 
 Timing, in samples of the processor's clock (``t`` = samples the audio thread has passed since its first
@@ -122,7 +123,10 @@ class LiveTransfer:
         check_block(block, hop)
         if not 1 <= period <= max_period:
             raise ValueError(f"need 1 <= period <= max_period, got {period} and {max_period}")
+        from neurorack.models.compiled_stream import CompiledStream
+
         self.ae = ae
+        self._step = CompiledStream(ae, block)  # FaderAE.stream traced for this block length
         self.config = config
         self.sample_rate = int(config.sample_rate)
         self.hop = hop
@@ -172,7 +176,7 @@ class LiveTransfer:
             curves = self._describe(np.zeros_like(self._segment))
             state = None
             for _ in range(2):
-                _, state = self.ae.stream(torch.zeros(1, 1, self.block), torch.from_numpy(curves).unsqueeze(0), state)
+                _, state = self._step(torch.zeros(1, 1, self.block), torch.from_numpy(curves).unsqueeze(0), state)
 
     def start(self) -> LiveTransfer:
         """Warm up, then start the worker thread."""
@@ -342,7 +346,7 @@ class LiveTransfer:
 
                 requested = edit_curves(measured, scale=scale, offset=offset)
             x = torch.from_numpy(seg[self.pre * self.hop : self.pre * self.hop + size].copy()).view(1, 1, size)
-            y, state_ = self.ae.stream(x, torch.from_numpy(requested).unsqueeze(0), self._state)
+            y, state_ = self._step(x, torch.from_numpy(requested).unsqueeze(0), self._state)
             state: Any = state_
             audio = y[0, 0].numpy()
         if not np.isfinite(audio).all():

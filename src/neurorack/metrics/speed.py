@@ -35,6 +35,7 @@ import torch
 from neurorack.descriptors import DescriptorConfig, describe, describe_with
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
+from neurorack.models.compiled_stream import CompiledStream
 
 #: Sample rate at which the descriptors are benchmarked (the corpus default).
 DESCRIBE_SAMPLE_RATE = 44_100
@@ -236,8 +237,9 @@ def streaming_factor(
     block: int = STREAM_BLOCK,
     warmup: int = 1,
 ) -> SpeedResult:
-    """Real-time factor of live transfer: a ``fader-ae``'s :meth:`stream` over ``seconds`` of a synthetic
-    impact in blocks of ``block`` samples (its state carried), one CPU thread, median of runs.
+    """Real-time factor of live transfer: a ``fader-ae``'s :meth:`stream`, compiled for ``block``-sample
+    blocks as the engine runs it (:class:`~neurorack.models.compiled_stream.CompiledStream`), over
+    ``seconds`` of a synthetic impact with its state carried, one CPU thread, median of runs.
 
     Raises:
         NeurorackError: ``block`` is not a multiple of the model's hop.
@@ -252,12 +254,14 @@ def streaming_factor(
     signal = torch.from_numpy(audio).view(1, 1, -1)
     per = block // hop
 
+    step = CompiledStream(model, block)  # what the engine runs live
+
     def job() -> None:
-        state = None
+        state = step.initial_state()
         with torch.inference_mode():
             for i in range(n_blocks):
                 piece = signal[..., i * block : (i + 1) * block]
-                _, state = model.stream(piece, curves[:, i * per : (i + 1) * per], state)
+                _, state = step(piece, curves[:, i * per : (i + 1) * per], state)
 
     torch.set_flush_denormal(True)
     return time_audio(

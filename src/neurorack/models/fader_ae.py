@@ -255,7 +255,8 @@ class FaderAE(ImpactModel):
         # the timbre played from descriptors alone: the mean latent of the training sounds (set_timbre)
         self.register_buffer("timbre", torch.zeros(latent_dim))
         gen = torch.Generator().manual_seed(0x5EED)
-        self.register_buffer("noise_table", torch.rand(n_bands, NOISE_TABLE, generator=gen) * 2 - 1, persistent=False)
+        table = torch.rand(n_bands, NOISE_TABLE, generator=gen) * 2 - 1
+        self.register_buffer("noise_table", torch.cat([table, table], dim=1), persistent=False)  # read cyclically
         #: frames of zeros appended so the output can be cropped by the PQMF delay
         self.pad_frames = -(-self.pqmf.delay // hop_length)
 
@@ -312,11 +313,17 @@ class FaderAE(ImpactModel):
             if self.training:
                 noise = torch.rand_like(wave) * 2 - 1
             else:
-                idx = (position + torch.arange(length, device=wave.device)) % NOISE_TABLE
-                noise = self.noise_table[:, idx].unsqueeze(0).expand_as(wave)
+                noise = self._table_noise(position, length).unsqueeze(0).expand_as(wave)
         bands = wave * amp + noise * gain
         audio, s1 = self.pqmf.synthesis(bands, state[1])
         return audio, [s0, s1, position + length]
+
+    def _table_noise(self, position: Tensor, length: int) -> Tensor:
+        """``length`` samples per band of the cyclic noise table from ``position`` on -> ``[n_bands, length]``."""
+        if length <= NOISE_TABLE:  # one slice of the table stored twice over: no index arithmetic per sample
+            return self.noise_table.narrow(1, position % NOISE_TABLE, length)
+        idx = (position + torch.arange(length, device=position.device)) % NOISE_TABLE
+        return self.noise_table[:, idx]
 
     def latent_of(self, audio: Tensor, frames: int) -> Tensor:
         """Posterior mean ``[latent_dim, frames]`` of one sound ``audio [T]`` (cut or zero-padded to
@@ -346,7 +353,7 @@ class FaderAE(ImpactModel):
         x = nn.functional.pad(audio, (0, pad)).unsqueeze(1)
         mean, logvar, _ = self.encode(x)
         z = self.sample(mean, logvar)
-        controls = self.control_features(self._extend(descriptors))
+        controls = self.control_features(self.extend_curves(descriptors))
         y, _ = self.decode(z, controls)
         delay = self.pqmf.delay
         return {
@@ -356,8 +363,9 @@ class FaderAE(ImpactModel):
             "latent": z[..., :frames],
         }
 
-    def _extend(self, descriptors: Tensor) -> Tensor:
-        """Curves extended by :attr:`pad_frames` copies of their last frame (the frames of the padding)."""
+    def extend_curves(self, descriptors: Tensor) -> Tensor:
+        """Curves ``[B, F, 7]`` extended by :attr:`pad_frames` copies of their last frame -> ``[B, F + pad_frames, 7]``
+        (the frames of the zero padding that flushes the PQMF delay)."""
         if self.pad_frames == 0:
             return descriptors
         return torch.cat([descriptors, descriptors[:, -1:].expand(-1, self.pad_frames, -1)], dim=1)
@@ -408,7 +416,7 @@ class FaderAE(ImpactModel):
         if tuple(noise.shape) != expected:
             raise ValueError(f"noise must be {list(expected)} (make_noise), got {list(noise.shape)}")
         latent = self.timbre.view(1, -1, 1).expand(batch, -1, total)
-        y, _ = self.decode(latent, self.control_features(self._extend(descriptors)), noise=noise)
+        y, _ = self.decode(latent, self.control_features(self.extend_curves(descriptors)), noise=noise)
         delay = self.pqmf.delay
         return y[:, 0, delay : delay + frames * self.hop_length]
 

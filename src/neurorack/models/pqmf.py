@@ -177,7 +177,7 @@ class PQMF(nn.Module):
         if audio.dim() != 3 or audio.shape[1] != 1:
             raise ValueError(f"audio must be Tensor[B, 1, T], got shape {tuple(audio.shape)}")
         weight = self.analysis_weight.to(audio.dtype)
-        return causal_conv1d(audio, state, weight, stride=self.n_bands)
+        return causal_conv1d(audio, state, weight, stride=self.n_bands, context=self.analysis_context)
 
     def synthesis(self, bands: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Sub-bands -> audio.
@@ -196,6 +196,5 @@ class PQMF(nn.Module):
         if bands.dim() != 3 or bands.shape[1] != self.n_bands:
             raise ValueError(f"bands must be Tensor[B, {self.n_bands}, L], got shape {tuple(bands.shape)}")
         weight = self.synthesis_weight.to(bands.dtype)
-        phases, state = causal_conv1d(bands, state, weight)  # [B, M phases, L]
-        batch, _, frames = phases.shape
-        return phases.transpose(1, 2).reshape(batch, 1, frames * self.n_bands), state
+        phases, state = causal_conv1d(bands, state, weight, context=self.synthesis_context)  # [B, M phases, L]
+        return phases.transpose(1, 2).flatten(1).unsqueeze(1), state

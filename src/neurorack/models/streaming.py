@@ -67,6 +67,7 @@ def causal_conv1d(
     stride: int = 1,
     dilation: int = 1,
     groups: int = 1,
+    context: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Functional causal convolution with explicit state (the computation behind :class:`CausalConv1d`).
 
@@ -76,6 +77,8 @@ def causal_conv1d(
             (:func:`conv_context`); ``None`` means zeros (silence).
         weight: ``Tensor[C_out, C_in // groups, K]`` as for ``torch.nn.functional.conv1d``.
         bias: ``Tensor[C_out]`` or ``None``.
+        context: :func:`conv_context` of the weight, when the caller has it (a plain number keeps a traced
+            step free of shape arithmetic); ``None``: computed here.
 
     Returns:
         ``(y, new_state)``: ``y: Tensor[B, C_out, T // stride]`` where ``y[..., n]`` depends on inputs
@@ -84,7 +87,8 @@ def causal_conv1d(
     Raises:
         ValueError: ``T`` not a multiple of ``stride``, or a state of the wrong shape.
     """
-    context = conv_context(weight.shape[-1], stride=stride, dilation=dilation)
+    if context is None:
+        context = conv_context(weight.shape[-1], stride=stride, dilation=dilation)
     batch, channels, length = x.shape
     if length % stride:
         raise ValueError(f"input length {length} is not a multiple of the stride {stride}")
@@ -94,7 +98,8 @@ def causal_conv1d(
         raise ValueError(f"state has shape {tuple(state.shape)}, expected {(batch, channels, context)}")
     padded = torch.cat((state, x), dim=-1) if context else x
     y = F.conv1d(padded, weight, bias, stride=stride, dilation=dilation, groups=groups)
-    new_state = padded[..., padded.shape[-1] - context :].clone()  # a view would keep all of padded alive
+    # constant slices (no shape arithmetic: a traced step stays a short graph); a view would keep padded alive
+    new_state = padded[..., -context:].clone() if context else x[..., :0].clone()
     return y, new_state
 
 
@@ -178,6 +183,7 @@ class CausalConv1d(Streaming):
             stride=self.stride,
             dilation=conv.dilation[0],
             groups=conv.groups,
+            context=self.context,
         )
 
 
@@ -278,10 +284,9 @@ class SubPixelUpsample(Streaming):
         return self.conv.initial_state(batch, device, dtype)
 
     def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        y, state = self.conv(x, state)
-        batch, _, length = y.shape
-        y = y.view(batch, self.out_channels, self.factor, length).transpose(2, 3)
-        return y.reshape(batch, self.out_channels, length * self.factor), state
+        y, state = self.conv(x, state)  # [B, out · factor, T]
+        y = y.unflatten(1, (self.out_channels, self.factor)).transpose(2, 3)  # [B, out, T, factor]
+        return y.flatten(2), state
 
 
 def stream(module: Streaming, x: Tensor, block: int, state: Any = None) -> tuple[Tensor, Any]:

@@ -349,6 +349,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*is an invalid version and will not be supported.*")
     # fader-ae steps its optimisers by hand; its periodic checkpoints hold the state after the step, as wanted
     warnings.filterwarnings("ignore", message=".*ModelCheckpoint with manual optimization and every_n_train_steps.*")
+    # every epoch draws fresh random crops: resuming mid-epoch loses nothing a resumable loader would keep
+    warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 # -- training --------------------------------------------------------------------------------------------------
