@@ -10,7 +10,7 @@ from test_fader_ae import tiny_ae
 from test_models import random_descriptors
 
 
-@pytest.mark.parametrize(("name", "config"), [("fader-ae", {}), ("fader-ae-cvae", {"control_stages": False})])
+@pytest.mark.parametrize(("name", "config"), [("fader-ae", {}), ("fader-ae-cvae", {"control_stages": True})])
 def test_compiled_stream_equals_eager_stream(name: str, config: dict[str, bool]) -> None:
     model = tiny_ae(name)
     if config:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neurorack.models import TINY_CONFIGS, build_model
+from neurorack.models.registry import rebuild_model
 from neurorack.models.fader_ae import ConditionalVAE, FaderAE, default_ratios
 from neurorack.training.fader_module import kl_divergence, ramp
 from neurorack.training.latent_adversary import (
@@ -161,11 +162,17 @@ def test_discriminator_shapes_and_kl() -> None:
 
 
 def test_controls_at_the_decoder_input_only() -> None:
-    """``control_stages=False``: no per-stage projection (no parameters for it), still streamable and rebuildable."""
+    """``control_stages=False`` (the default): no per-stage projection (no parameters for it), still streamable
+    and rebuildable; files written before the option existed are rebuilt with the projection."""
     torch.manual_seed(0)
     model = FaderAE(**{**TINY_CONFIGS["fader-ae"], "control_stages": False}).eval()
     assert not any(name.startswith("decoder.cond") for name, _ in model.named_parameters())
-    assert any(name.startswith("decoder.cond") for name, _ in tiny_ae().named_parameters())
+    assert not any(name.startswith("decoder.cond") for name, _ in tiny_ae().named_parameters())
+    staged = FaderAE(**{**TINY_CONFIGS["fader-ae"], "control_stages": True})
+    assert any(name.startswith("decoder.cond") for name, _ in staged.named_parameters())
+    old_file_config = {k: v for k, v in staged.config.items() if k != "control_stages"}
+    legacy = rebuild_model("fader-ae", old_file_config)
+    legacy.load_state_dict(staged.state_dict())  # strict: the projection's weights have a home
     rebuilt = build_model("fader-ae", **model.config)
     rebuilt.load_state_dict(model.state_dict())
     hop = model.hop_length

@@ -167,12 +167,33 @@ def test_train_resume_export(corpus_dir: Path, tmp_path: Path, monkeypatch: pyte
     assert meta["waveform_adversary"] is True and len(meta["sessions"]) == 2
 
 
-def test_only_for_autoencoders(corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("flag", "kwargs"),
+    [("--waveform-adversary", {"waveform_adversary": True}), ("--adversary-weight", {"adversary_weight": 2.0})],
+)
+def test_only_for_autoencoders(
+    corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, kwargs: dict[str, Any]
+) -> None:
     with pytest.raises(NeurorackError, match=r"autoencoders \(.*fader-ae.*\), not 'ddsp-impact'"):
-        train(corpus_dir, out=tmp_path / "run", model="ddsp-impact", waveform_adversary=True, max_steps=1, **QUICK)
+        train(corpus_dir, out=tmp_path / "run", model="ddsp-impact", max_steps=1, **kwargs, **QUICK)
     assert not (tmp_path / "run").exists()
-    argv = ["train", str(corpus_dir), "--out", str(tmp_path / "cli"), "--waveform-adversary", "--no-progress"]
-    assert main(argv) == 2
+    argv = ["train", str(corpus_dir), "--out", str(tmp_path / "cli"), flag, *(["2"] if "weight" in flag else [])]
+    assert main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "--waveform-adversary is for autoencoders" in err and "Traceback" not in err
+    assert f"{flag} is for autoencoders" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1
+
+
+def test_adversary_weight_reaches_the_module_and_survives_resume(corpus_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(corpus_dir, out=run, model="fader-ae", model_config="tiny", max_steps=1, adversary_weight=3.0, **QUICK)
+    last = run / "checkpoints" / LAST_CHECKPOINT
+
+    def weight_in_checkpoint() -> float:
+        return float(torch.load(last, map_location="cpu", weights_only=True)["hyper_parameters"]["adversary_weight"])
+
+    assert json.loads((run / "run.json").read_text())["adversary_weight"] == 3.0 and weight_in_checkpoint() == 3.0
+    train(corpus_dir, out=run, resume=True, max_steps=2, export=False, **QUICK)  # left out: the run's own value
+    assert weight_in_checkpoint() == 3.0
+    with pytest.raises(NeurorackError, match="--adversary-weight must be >= 0"):
+        train(corpus_dir, out=run, resume=True, max_steps=3, adversary_weight=-1.0, export=False, **QUICK)

@@ -90,6 +90,15 @@ def train_command(
         float | None,
         typer.Option(help="Weight of the descriptor loss on reconstructions. \\[default: 1]", show_default=False),
     ] = None,
+    adversary_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Autoencoders only: weight of the latent adversary's fader term (after its warm-up) against "
+            "the reconstruction losses. Higher pushes more of the descriptors out of the latent and onto the "
+            "knobs, at some cost in reconstruction. \\[default: 1]",
+            show_default=False,
+        ),
+    ] = None,
     waveform_adversary: Annotated[
         bool,
         typer.Option(
@@ -154,6 +163,7 @@ def train_command(
         control_weight=control_weight,
         augment_fraction=augment_fraction,
         waveform_adversary=True if waveform_adversary else None,  # None: the run's own setting on --resume
+        adversary_weight=adversary_weight,
         devices=devices,
         nodes=nodes,
         accelerator=accelerator,

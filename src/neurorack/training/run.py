@@ -74,6 +74,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "control_weight": 1.0,
     "augment_fraction": 0.25,
     "waveform_adversary": False,
+    "adversary_weight": 1.0,
 }
 #: Anchors stored in an exported model.
 DEFAULT_ANCHORS = 8
@@ -373,6 +374,7 @@ def train(
     control_weight: float | None = None,
     augment_fraction: float | None = None,
     waveform_adversary: bool | None = None,
+    adversary_weight: float | None = None,
     devices: int = 1,
     nodes: int = 1,
     accelerator: str = "auto",
@@ -408,6 +410,9 @@ def train(
         waveform_adversary: train autoencoders with the adversarial waveform stage (a multi-scale STFT
             discriminator, :class:`~neurorack.training.fader_module.FaderTrainingModule`; default off: it is
             slow on a CPU). Set for the whole run: it cannot change on resume.
+        adversary_weight: autoencoders only: weight of the latent adversary's fader term after its warm-up
+            (:class:`~neurorack.training.fader_module.FaderTrainingModule`, default 1; ignored by
+            ``fader-ae-cvae``, which has no adversary).
 
         Settings left at ``None`` take the run's own values on resume, else the defaults
         (:data:`TRAIN_DEFAULTS`).
@@ -483,9 +488,13 @@ def train(
     waveform_adversary = bool(setting("waveform_adversary", waveform_adversary))
     module_class = training_module_class(model)
     autoencoder = module_class is not ImpactTrainingModule
-    if waveform_adversary and not autoencoder:
-        autoencoders = [name for name in model_names() if training_module_class(name) is not ImpactTrainingModule]
-        raise NeurorackError(f"--waveform-adversary is for autoencoders ({', '.join(autoencoders)}), not {model!r}")
+    for flag, given in (("--waveform-adversary", waveform_adversary), ("--adversary-weight", adversary_weight)):
+        if given and not autoencoder:
+            autoencoders = [n for n in model_names() if training_module_class(n) is not ImpactTrainingModule]
+            raise NeurorackError(f"{flag} is for autoencoders ({', '.join(autoencoders)}), not {model!r}")
+    adversary_weight = float(setting("adversary_weight", adversary_weight))
+    if adversary_weight < 0:
+        raise NeurorackError(f"--adversary-weight must be >= 0, got {adversary_weight}")
     for name, value in (("batch_size", batch_size), ("frames", frames), ("devices", devices), ("nodes", nodes)):
         if value < 1:
             raise NeurorackError(f"{name} must be >= 1, got {value}")
@@ -505,6 +514,8 @@ def train(
     L.seed_everything(seed, workers=True, verbose=False)
     torch_threads = _threads_for(accelerator, devices, threads)
     stage: dict[str, Any] = {"waveform_adversary": True} if waveform_adversary else {}
+    if autoencoder:
+        stage["adversary_weight"] = adversary_weight
     try:
         module = module_class(
             model,
@@ -565,6 +576,7 @@ def train(
                 "control_weight": control_weight,
                 "augment_fraction": augment_fraction,
                 "waveform_adversary": waveform_adversary,
+                "adversary_weight": adversary_weight,
                 "seed": seed,
                 "minutes": minutes,
                 "max_steps": max_steps,
