@@ -58,17 +58,23 @@ def plot_descriptors(
     path: str | os.PathLike[str],
     *,
     audio: np.ndarray | None = None,
+    input_audio: np.ndarray | None = None,
     title: str = "",
 ) -> Path:
     """Plot one or more ``float[frames, 7]`` descriptor curves (one panel per descriptor).
 
-    With ``audio``, a spectrogram panel comes first. Returns the PNG path.
+    With ``audio``, a spectrogram panel comes first; with ``input_audio`` too (a transfer's input, same
+    rate), the input's spectrogram comes before it. Returns the PNG path.
     """
-    n_rows = len(DESCRIPTOR_NAMES) + (1 if audio is not None else 0)
+    panels = ((input_audio, "input spectrogram"), (audio, "output spectrogram"))
+    spectrograms = [(a, t) for a, t in panels if a is not None]
+    if len(spectrograms) == 1:
+        spectrograms = [(spectrograms[0][0], "spectrogram")]
+    n_rows = len(DESCRIPTOR_NAMES) + len(spectrograms)
     fig, axes = plt.subplots(n_rows, 1, figsize=(8, 1.35 * n_rows + 0.6), sharex=True)
     axes_list = list(np.atleast_1d(axes))
-    if audio is not None:
-        spectrogram_axes(axes_list.pop(0), audio, sr, "spectrogram")
+    for samples, label in spectrograms:
+        spectrogram_axes(axes_list.pop(0), samples, sr, label)
     for col, (ax, name) in enumerate(zip(axes_list, DESCRIPTOR_NAMES, strict=True)):
         for curve, label in zip(curves, labels, strict=True):
             t = np.arange(curve.shape[0]) * hop_length / sr

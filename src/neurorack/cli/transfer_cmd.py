@@ -98,6 +98,7 @@ def transfer_command(
                 model.hop_length,
                 plot,
                 audio=result.audio,
+                input_audio=audio,
                 title=f"{written.name} ({model.name}, from {source.name})",
             )
         except OSError as exc:
