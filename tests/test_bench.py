@@ -52,17 +52,18 @@ def test_bench_json_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["schema"] == SCHEMA
     assert doc["settings"] == {"seconds": 0.5, "repeats": 2, "threads": 1, "reference": "dsp"}
     assert set(doc["machine"]) == MACHINE_KEYS
-    assert [r["name"] for r in doc["rows"]] == ["describe", "default", "silence", "dsp"]
-    assert [r["kind"] for r in doc["rows"]] == ["descriptors", "model", "baseline", "baseline"]
+    assert [r["name"] for r in doc["rows"]] == ["describe", "default", "transfer", "silence", "dsp"]
+    assert [r["kind"] for r in doc["rows"]] == ["descriptors", "model", "model", "baseline", "baseline"]
+    assert doc["rows"][2]["note"].startswith("streaming transfer")  # the bundled autoencoder, timed as it runs live
     for row in doc["rows"]:
         assert set(row) == ROW_KEYS
         assert row["realtime_factor"] > 0 and row["median_seconds"] > 0
         assert row["realtime_factor"] == pytest.approx(row["audio_seconds"] / row["median_seconds"])
         assert row["sample_rate"] == 44_100
-    ref = doc["rows"][3]["realtime_factor"]
+    ref = doc["rows"][4]["realtime_factor"]
     for row in doc["rows"]:
         assert row["ratio"] == pytest.approx(row["realtime_factor"] / ref)
-    assert doc["rows"][3]["ratio"] == 1.0
+    assert doc["rows"][4]["ratio"] == 1.0
 
 
 def test_bench_models_beside_the_sinc_nsf_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

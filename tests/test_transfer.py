@@ -111,3 +111,27 @@ def test_transfer_rejects_bad_arrays(model_path: Path) -> None:
         transfer(model, np.full(1000, np.nan, dtype=np.float32))
     with pytest.raises(NeurorackError, match="cannot transfer"):
         transfer(load_model(None), np.zeros(1000, dtype=np.float32))
+
+
+def test_bundled_autoencoder_is_the_default_for_transfer(
+    hit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`neurorack transfer` and `play --transfer` need no model: the bundled drums autoencoder is used."""
+    from neurorack.cli.play_cmd import model_to_play
+    from neurorack.model_file import TRANSFER_MODEL, bundled_models
+
+    assert TRANSFER_MODEL in bundled_models()
+    model = load_model(TRANSFER_MODEL)
+    assert isinstance(model.model, FaderAE) and model.model.latency == model.hop_length + model.model.pqmf.delay
+    assert model_to_play(None, transfer=True) == TRANSFER_MODEL
+    assert model_to_play(None, transfer=False) is None and model_to_play("mine", transfer=True) == "mine"
+    out = tmp_path / "out.wav"
+    assert main(["transfer", str(hit), "-o", str(out), "--set", "rms=-6dB", "--no-progress"]) == 0
+    assert "through fader-ae" in capsys.readouterr().out
+    audio, _ = sf.read(out, dtype="float32")
+    source, _ = sf.read(hit, dtype="float32")
+    assert audio.shape == (source.shape[0],) and np.isfinite(audio).all()
+    # the trained model follows the loudness knob: -6 dB asked, about half the input's rms over the loud part
+    loud = slice(0, int(0.3 * SR))
+    ratio = np.sqrt(np.mean(audio[loud] ** 2) / np.mean(source[loud].mean(axis=1) ** 2))
+    assert 0.35 < ratio < 0.7, ratio

@@ -183,19 +183,20 @@ def default_generators(config: DescriptorConfig, corpus: Corpus | None = None) -
 def model_generators(
     models: list[str] | None, config: DescriptorConfig, *, reference_model: bool = True
 ) -> list[Generator]:
-    """Model rows: the given model files / bundled names (default: the bundled model, when installed),
+    """Model rows: the given model files / bundled names (default: the bundled models, when installed: the
+    impact generator and the transfer autoencoder),
     plus ``sinc-nsf`` at its default (paper) size as the speed reference (its speed does not depend on
     its weights, so an untrained instance is timed).
 
     Raises:
         NeurorackError: a model file that cannot be loaded.
     """
-    from neurorack.model_file import bundled_models, load_model, model_label
+    from neurorack.model_file import DEFAULT_MODEL, TRANSFER_MODEL, bundled_models, load_model, model_label
     from neurorack.models import ModelGenerator, build_model
 
     out: list[Generator] = []
     if models is None:
-        models = ["default"] if "default" in bundled_models() else []
+        models = [name for name in (DEFAULT_MODEL, TRANSFER_MODEL) if name in bundled_models()]
     for name in models:
         loaded = load_model(name)
         loaded.name = model_label(loaded, name)

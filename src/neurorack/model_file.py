@@ -54,6 +54,9 @@ ANCHOR_PREFIX = "anchor."
 SUFFIX = ".safetensors"
 #: Name of the bundled default model in ``neurorack/assets``.
 DEFAULT_MODEL = "default"
+#: Name of the bundled ``fader-ae`` autoencoder (drums, 16 bands): ``neurorack transfer`` and
+#: ``play --transfer`` use it when no model is given.
+TRANSFER_MODEL = "transfer"
 
 
 # ------------------------------------------------------------------------------------------------

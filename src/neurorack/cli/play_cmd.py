@@ -96,8 +96,8 @@ def play_command(
         bool,
         typer.Option(
             "--transfer",
-            help="Live timbre transfer: the JACK input port neurorack:in through a fader-ae model (--model), its "
-            "descriptors edited by the CVs and offsets (JACK only).",
+            help="Live timbre transfer: the JACK input port neurorack:in through a fader-ae model (--model; default "
+            "the bundled autoencoder, trained on drums), its descriptors edited by the CVs and offsets (JACK only).",
         ),
     ] = False,
     connect_input: Annotated[
@@ -119,12 +119,12 @@ def play_command(
     `gate_1/2`, `cv_1..4`. `--panel` serves the faceplate in a browser (with its own sound when
     the engine has no audio device). Runs until Ctrl-C.
 
-    `--transfer --model FADER.safetensors` (a fader-ae model; JACK only) also plays the JACK input
-    port `neurorack:in` through the model live: its descriptors are measured as it comes, edited by the CVs assigned
-    to descriptors and the descriptor offsets (position and inharmonicity do nothing here), and
-    decoded, mixed with any hits. Latency: 2 blocks + 1 period + ~16 ms (65 ms with the defaults at
-    44.1 kHz; in the status line). Connect a source with `--connect-input PORT` or any JACK patchbay;
-    files go through `neurorack transfer` instead.
+    `--transfer [--model FADER.safetensors]` (a fader-ae model, the bundled one by default; JACK only)
+    also plays the JACK input port `neurorack:in` through the model live: its descriptors are measured
+    as it comes, edited by the CVs assigned to descriptors and the descriptor offsets (position and
+    inharmonicity do nothing here), and decoded, mixed with any hits. Latency: 2 blocks + 1 period + ~16
+    ms (65 ms with the defaults at 44.1 kHz; in the status line). Connect a source with `--connect-input
+    PORT` or any JACK patchbay; files go through `neurorack transfer` instead.
     """
     from neurorack.engine.midi import RtMidiInput, load_midi_map
     from neurorack.engine.osc import OscServer
@@ -219,6 +219,16 @@ def play_command(
         err_console.print(f"recorded {saved}", highlight=False)
 
 
+def model_to_play(model: str | None, transfer: bool) -> str | None:
+    """The model ``play`` loads: the one given, else the bundled autoencoder for ``--transfer`` or the
+    bundled default (``None``)."""
+    if model is None and transfer:
+        from neurorack.model_file import TRANSFER_MODEL
+
+        return TRANSFER_MODEL
+    return model
+
+
 def _open_engine(
     model: str | None,
     audio: str,
@@ -235,6 +245,7 @@ def _open_engine(
     stderr) — except with ``transfer``, which needs JACK's input."""
     from neurorack.engine import Engine
 
+    model = model_to_play(model, transfer)
     kinds = ["jack", "null"] if audio == "auto" and not transfer else ["jack"] if audio == "auto" else [audio]
     for kind in kinds:
         try:

@@ -19,10 +19,16 @@ MAX_SECONDS = 600.0
 
 def transfer_command(
     source: Annotated[Path, typer.Argument(help="Input audio file (never modified).", show_default=False)],
-    model_name: Annotated[
-        str, typer.Option("--model", "-m", help="A fader-ae model file (neurorack train ... --model fader-ae).")
-    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output audio file (.wav, .flac, .aiff, .ogg).")],
+    model_name: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A fader-ae model file (neurorack train ... --model fader-ae) or bundled name (default: the "
+            "bundled autoencoder, trained on drums).",
+        ),
+    ] = "transfer",
     settings: Annotated[
         list[str] | None,
         typer.Option("--set", "-s", help=f"Edit a descriptor of the input (repeatable): {EDIT_SYNTAX}."),
