@@ -488,8 +488,9 @@ def train(
     waveform_adversary = bool(setting("waveform_adversary", waveform_adversary))
     module_class = training_module_class(model)
     autoencoder = module_class is not ImpactTrainingModule
-    for flag, given in (("--waveform-adversary", waveform_adversary), ("--adversary-weight", adversary_weight)):
-        if given and not autoencoder:
+    given = {"--waveform-adversary": bool(waveform_adversary), "--adversary-weight": adversary_weight is not None}
+    for flag, named in given.items():
+        if named and not autoencoder:
             autoencoders = [n for n in model_names() if training_module_class(n) is not ImpactTrainingModule]
             raise NeurorackError(f"{flag} is for autoencoders ({', '.join(autoencoders)}), not {model!r}")
     adversary_weight = float(setting("adversary_weight", adversary_weight))
