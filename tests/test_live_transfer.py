@@ -430,7 +430,9 @@ def test_jack_live_transfer_matches_the_offline_path(
             assert m["underruns"] == 0, "the worker was late"
             if m["clean"] or m["error"] < 1e-4:
                 break
-        assert m["runs"] == 1 and m["pre_roll"] == latency, "the output of a fresh stream is silent for the latency"
+        # the last long run of zeros is the fresh stream's pre-roll (an earlier one may be the old stream
+        # starved while the new one was being compiled on the renderer thread: see LiveTransfer)
+        assert m["runs"] >= 1 and m["pre_roll"] == latency, "the output of a fresh stream is silent for the latency"
         assert np.abs(out[latency:]).max() > 0.01
         # the input cannot move the output earlier than the latency minus the analysis lookahead (centred
         # descriptor frames, the PQMF synthesis delay)

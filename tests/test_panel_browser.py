@@ -167,6 +167,9 @@ def test_encoder_navigates_the_menus_and_selects_another_model(
     page.keyboard.press("Enter")  # focused encoder: press -> the model list
     wait_until(lambda: "Select" in dev.screen().title)
     assert dev.screen().rows[0].label == "default"
+    while (at := dev.screen().cursor) > 0:  # the list opens on the model playing: up to the first row
+        page.keyboard.press("ArrowUp")
+        wait_until(lambda at=at: dev.screen().cursor == at - 1)
     box = enc.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
