@@ -1,4 +1,5 @@
-"""Shared fixtures: real drum one-shots from the Debian packages (fetched once, cached)."""
+"""Shared fixtures: real drum one-shots from the Debian packages (fetched once, cached), a corpus of synthetic
+hits for the training tests, an untrained tiny fader-ae file."""
 
 from __future__ import annotations
 
@@ -46,3 +47,17 @@ def tiny_fader_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = build_model("fader-ae", **TINY_CONFIGS["fader-ae"])
     model.set_statistics(torch.tensor([-3.0, -2.0, 8.0, -3.0, 7.5, 7.5, 5.0]), torch.full((7,), 1.5))
     return export_model(model.eval(), tmp_path_factory.mktemp("fader") / "fader.safetensors")
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A corpus of the training tests' synthetic hits (:func:`test_training.write_hits`), one per test module."""
+    from neurorack.corpus import build_corpus
+    from test_training import FRAME, HOP, SR, write_hits
+
+    root = tmp_path_factory.mktemp("training")
+    out = root / "corpus"
+    build_corpus(
+        [write_hits(root / "hits")], out, sample_rate=SR, frame_length=FRAME, hop_length=HOP, jobs=1, progress=False
+    )
+    return out

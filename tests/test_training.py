@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 
 from neurorack.cli import main
-from neurorack.corpus import Corpus, build_corpus
+from neurorack.corpus import Corpus
 from neurorack.descriptors import DESCRIPTOR_NAMES, Descriptors, describe
 from neurorack.errors import NeurorackError
 from neurorack.models.registry import TINY_CONFIGS, model_names
@@ -54,16 +54,6 @@ def write_hits(root: Path, count: int = 12, sr: int = SR) -> Path:
         x = np.exp(-t * (10 + 3 * i)) * body
         sf.write(root / f"hit{i:02d}.wav", (0.7 * x / np.abs(x).max()).astype(np.float32), sr, subtype="PCM_16")
     return root
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("training")
-    out = root / "corpus"
-    build_corpus(
-        [write_hits(root / "hits")], out, sample_rate=SR, frame_length=FRAME, hop_length=HOP, jobs=1, progress=False
-    )
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from neurorack.cli import main
-from neurorack.corpus import build_corpus
 from neurorack.errors import NeurorackError
 from neurorack.model_file import read_model_file
 from neurorack.models.registry import TINY_CONFIGS
@@ -26,18 +25,7 @@ from neurorack.training.waveform_discriminator import (
     feature_matching,
     generator_hinge,
 )
-from test_training import FRAME, HOP, QUICK, SR, write_hits
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("waveform")
-    out = root / "corpus"
-    build_corpus(
-        [write_hits(root / "hits")], out, sample_rate=SR, frame_length=FRAME, hop_length=HOP, jobs=1, progress=False
-    )
-    return out
-
+from test_training import QUICK
 
 TERMS = ("adversarial_wave", "feature_matching", "disc_real", "disc_fake")
 PREFIX = "waveform_discriminator."

@@ -260,8 +260,11 @@ class Descriptors(nn.Module):
         period = min_p + period_idx.to(shift.dtype) + shift
         return (cfg.sample_rate / period).to(audio.dtype)
 
-    def forward(self, audio: Tensor) -> Tensor:
-        """``audio: Tensor[B, T]`` (or ``[T]``) -> ``Tensor[B, frames, 7]`` (or ``[frames, 7]``)."""
+    def forward(self, audio: Tensor, with_f0: bool = True) -> Tensor:
+        """``audio: Tensor[B, T]`` (or ``[T]``) -> ``Tensor[B, frames, 7]`` (or ``[frames, 7]``).
+
+        ``with_f0=False`` leaves the f0 column at 0 (YIN is the costly part) for callers that do not use it.
+        """
         squeeze = audio.dim() == 1
         if squeeze:
             audio = audio.unsqueeze(0)
@@ -269,9 +272,8 @@ class Descriptors(nn.Module):
             raise ValueError(f"expected audio of shape [B, T], got {list(audio.shape)}")
         mag = self.magnitude(audio)
         rolloff, flatness, bandwidth, centroid = self.spectral(mag)
-        out = torch.stack(
-            [self.rms(audio), self.zcr(audio), rolloff, flatness, bandwidth, centroid, self.f0(audio)], dim=-1
-        )
+        f0 = self.f0(audio) if with_f0 else torch.zeros_like(centroid)
+        out = torch.stack([self.rms(audio), self.zcr(audio), rolloff, flatness, bandwidth, centroid, f0], dim=-1)
         return out.squeeze(0) if squeeze else out
 
 

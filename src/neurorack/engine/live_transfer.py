@@ -375,13 +375,8 @@ class LiveTransfer:
         """
         import torch
 
-        ext = self._extractor
-        x = torch.from_numpy(seg).unsqueeze(0)
-        mag = ext.magnitude(x)
-        rolloff, flatness, bandwidth, centroid = ext.spectral(mag)
-        f0 = ext.f0(x) if self._need_f0 else torch.zeros_like(centroid)
-        curves = torch.stack([ext.rms(x), ext.zcr(x), rolloff, flatness, bandwidth, centroid, f0], dim=-1)
-        out = curves[0, self.pre : self.pre + self.frames].numpy().astype(np.float32, copy=True)
+        curves = self._extractor(torch.from_numpy(seg), with_f0=self._need_f0)
+        out = curves[self.pre : self.pre + self.frames].numpy().astype(np.float32, copy=True)
         assert out.shape == (self.frames, N_DESCRIPTORS)
         return out
 
