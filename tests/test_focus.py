@@ -78,12 +78,21 @@ def test_baselines_ignore_the_hint() -> None:
         np.testing.assert_array_equal(a, gen.generate(_curves(), seed=3))
 
 
-def test_bundled_model_follows_a_named_rolloff_knob_further() -> None:
-    """The bundled model on its own anchors: told which knob moved, roll-off follows further."""
+@pytest.mark.parametrize("descriptor", ["centroid", "rolloff"])
+def test_bundled_model_follows_a_named_or_guessed_knob_further(descriptor: str) -> None:
+    """The bundled model on its own anchors: told which knob moved, or reading it from the curves with its
+    descriptor prior, brightness and roll-off follow further than from the bare curves."""
     m = nr.load_model()
-    plain, named = [], []
+    assert m.prior is not None
+    bare, guessed, named = [], [], []
     for anchor in m.anchor_names:
         curves = m.anchors[anchor]
-        plain.append(control_response(m, curves, "rolloff").slope)
-        named.append(control_response(m, curves, "rolloff", focused=True).slope)
-    assert np.median(named) > np.median(plain) + 0.05, (plain, named)
+        guessed.append(control_response(m, curves, descriptor).slope)
+        named.append(control_response(m, curves, descriptor, focused=True).slope)
+        m.guess_focus = False
+        try:
+            bare.append(control_response(m, curves, descriptor).slope)
+        finally:
+            m.guess_focus = True
+    assert np.median(named) > np.median(bare) + 0.05, (bare, named)
+    assert np.median(guessed) > np.median(bare) + 0.05, (bare, guessed)

@@ -6,6 +6,8 @@ Layout (never pickle: safetensors holds raw tensors and a string metadata map):
   statistics buffers ``desc_mean``/``desc_std``);
 * tensors ``anchor.<name>``: float32 ``[frames, 7]`` descriptor curves of reference
   sounds (:mod:`neurorack.anchors`);
+* optional tensors ``prior.weights|means|covariances``: the descriptor prior of the training sounds
+  (:mod:`neurorack.descriptor_prior`), with its settings in the metadata's ``descriptor_prior``;
 * metadata key ``"neurorack"``: JSON with ``format`` (``"neurorack-model"``),
   ``version`` (:data:`FORMAT_VERSION`), ``class`` (registry name), ``kwargs``
   (``model.config``), ``descriptor_config``, ``sample_rate``, ``hop_length``,
@@ -40,6 +42,7 @@ from safetensors.torch import save_file
 
 from neurorack.anchors import edit_curves, interpolate_curves, position_curves, resample_curves
 from neurorack.atomic import atomic_path
+from neurorack.descriptor_prior import DescriptorPrior
 from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig
 from neurorack.errors import ModelFileError, NeurorackError
 from neurorack.models.base import ImpactModel
@@ -51,6 +54,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = "neurorack"
 MODEL_PREFIX = "model."
 ANCHOR_PREFIX = "anchor."
+PRIOR_PREFIX = "prior."
 SUFFIX = ".safetensors"
 #: Name of the bundled default model in ``neurorack/assets``.
 DEFAULT_MODEL = "default"
@@ -108,6 +112,7 @@ def export_model(
     anchor_info: Mapping[str, Mapping[str, Any]] | None = None,
     training: Mapping[str, Any] | None = None,
     descriptor_config: DescriptorConfig | None = None,
+    prior: DescriptorPrior | None = None,
 ) -> Path:
     """Write ``model`` and its anchors to one ``.safetensors`` model file, atomically.
 
@@ -122,6 +127,7 @@ def export_model(
         descriptor_config: the analysis settings of the training descriptors when they
             differ from ``model.descriptor_config`` in fmin/fmax/roll-off (sample rate,
             frame and hop must match the model's).
+        prior: the descriptor prior of the training sounds (:mod:`neurorack.descriptor_prior`), if any.
 
     Returns:
         the path written.
@@ -156,6 +162,8 @@ def export_model(
         anchor_list.append(entry)
     if info:
         raise NeurorackError(f"anchor_info for unknown anchors: {', '.join(sorted(info))}")
+    if prior is not None:
+        tensors.update({PRIOR_PREFIX + k: v for k, v in prior.to_tensors().items()})
     from neurorack import __version__
 
     meta = {
@@ -171,6 +179,7 @@ def export_model(
             "std": [float(v) for v in model.desc_std.detach().cpu()],
         },
         "anchors": anchor_list,
+        **({"descriptor_prior": prior.metadata()} if prior is not None else {}),
         "training": _json_clean(dict(training or {}), "training"),
         "neurorack_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -198,6 +207,7 @@ class LoadedModel(ModelGenerator):
         metadata: the file's ``neurorack`` JSON metadata (see the module docstring).
         anchors: ``name -> float32[frames, 7]`` curves, in playing order.
         path: the file it came from.
+        prior: the descriptor prior of the training sounds, None when the file has none.
     """
 
     def __init__(
@@ -206,8 +216,9 @@ class LoadedModel(ModelGenerator):
         metadata: dict[str, Any],
         anchors: dict[str, np.ndarray],
         path: Path | None = None,
+        prior: DescriptorPrior | None = None,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, prior)
         self.metadata = metadata
         self.anchors = anchors
         self.path = path
@@ -434,7 +445,54 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None) -> LoadedMode
     extra = {k for k in tensors if k.startswith(ANCHOR_PREFIX)} - {ANCHOR_PREFIX + n for n in anchors}
     if extra:
         raise _fail(path, f"corrupt model file (unlisted anchor tensors: {', '.join(sorted(extra))})")
-    return LoadedModel(model, meta, anchors, path)
+    prior = None
+    prior_tensors = {k[len(PRIOR_PREFIX) :]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
+    prior_meta = meta.get("descriptor_prior")
+    if prior_tensors or prior_meta is not None:
+        if not isinstance(prior_meta, dict):
+            raise _fail(path, "corrupt model file (descriptor prior tensors without their settings)")
+        try:
+            prior = DescriptorPrior.from_tensors(prior_tensors, prior_meta)
+        except NeurorackError as exc:
+            raise _fail(path, f"corrupt model file ({exc})") from None
+    return LoadedModel(model, meta, anchors, path, prior)
+
+
+def export_with_prior(
+    source: str | os.PathLike[str], out: str | os.PathLike[str], prior: DescriptorPrior | None
+) -> Path:
+    """Write a copy of the model file ``source`` to ``out`` with ``prior`` as its descriptor prior (None: without one).
+
+    Weights, statistics, anchors (with their labels) and the training record are copied unchanged; the
+    file gets a new checksum and creation time. For files exported before the prior existed.
+
+    Raises:
+        ModelFileError: ``source`` is not a loadable model file.
+        NeurorackError: ``out`` is ``source`` (a user's file is never rewritten in place), or unwritable.
+    """
+    src = resolve_model_path(source)
+    target = Path(out)
+    if target.suffix != SUFFIX:
+        target = target.with_name(target.name + SUFFIX)
+    if target.resolve() == src.resolve():
+        raise NeurorackError(f"{target}: choose another --out; the source model file is never rewritten")
+    loaded = load_model(src)
+    meta = loaded.metadata
+    info = {
+        e["name"]: {k: v for k, v in e.items() if k not in ("name", "frames")}
+        for e in meta["anchors"]
+        if isinstance(e, dict)
+    }
+    config = DescriptorConfig.from_dict(meta["descriptor_config"]) if "descriptor_config" in meta else None
+    return export_model(
+        loaded.model,
+        target,
+        anchors=loaded.anchors,
+        anchor_info=info,
+        training=meta.get("training") if isinstance(meta.get("training"), dict) else None,
+        descriptor_config=config,
+        prior=prior,
+    )
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

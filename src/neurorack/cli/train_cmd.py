@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from neurorack.cli.console import console, err_console
+from neurorack.errors import NeurorackError
 
 
 def _log(message: str) -> None:
@@ -193,7 +194,13 @@ def train_command(
 
 
 def export_command(
-    run: Annotated[Path, typer.Argument(help="A training run folder (neurorack train --out).", show_default=False)],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="A training run folder (neurorack train --out), or a model file to copy with a new --corpus prior.",
+            show_default=False,
+        ),
+    ],
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Model file to write. \\[default: RUN/model.safetensors]", show_default=False),
@@ -203,12 +210,47 @@ def export_command(
         Path | None,
         typer.Option(help="Export this checkpoint instead of the best one.", show_default=False),
     ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            help="With a model file: fit its descriptor prior (the moved-knob guess) on this corpus's train split.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Export the best checkpoint of RUN as one playable model file, with anchors from its corpus."""
+    """Export the best checkpoint of RUN as one playable model file, with anchors and a prior from its corpus.
+
+    Given a model file instead of a run (one exported before descriptor priors existed), write a copy to
+    --out with a prior fitted on --corpus; weights and anchors are unchanged.
+    """
+    if run.is_file():
+        _export_prior(run, out, corpus)
+        return
+    if corpus is not None:
+        raise NeurorackError("--corpus is for a model file; a run fits its prior on its own corpus")
     from neurorack.training.run import export_run
 
     path = export_run(run, out, n_anchors=anchors, checkpoint=checkpoint)
     console.print(f"model: {path}", highlight=False)
+
+
+def _export_prior(source: Path, out: Path | None, corpus_dir: Path | None) -> None:
+    from neurorack.corpus import Corpus
+    from neurorack.model_file import export_with_prior, load_model
+    from neurorack.training.run import fit_prior
+
+    if corpus_dir is None or out is None:
+        raise NeurorackError("a model file needs --corpus (the sounds to fit its prior on) and --out (the copy)")
+    model = load_model(source)
+    corpus = Corpus.open(corpus_dir)
+    prior = fit_prior(model.model, corpus.sounds("train") or corpus.sounds())
+    if prior is None:
+        raise NeurorackError(
+            f"no prior for {source}: its model ({model.name}) takes no moved-knob hint, "
+            f"or {corpus_dir} has too few sounds"
+        )
+    path = export_with_prior(source, out, prior)
+    console.print(f"model: {path} ({prior})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -83,6 +83,11 @@ class ImpactModel(nn.Module):
         """Algorithmic latency in samples (0: offline, whole impact rendered at once)."""
         return 0
 
+    @property
+    def takes_focus(self) -> bool:
+        """True when the subclass overrides :meth:`set_focus` (e.g. ``ddsp-impact``'s shape lock)."""
+        return type(self).set_focus is not ImpactModel.set_focus
+
     def set_focus(self, moved: Mapping[str, float] | None) -> None:
         """Descriptors the player moved (name -> requested / unedited ratio), None to clear.
 

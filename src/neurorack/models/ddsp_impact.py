@@ -271,7 +271,9 @@ class DDSPImpact(ImpactModel):
         stretch = (c["stretch"] + self.inharmonicity).clamp_min(0)
         k = self.harmonics
         freqs = f0.unsqueeze(-1) * k * torch.sqrt(1 + stretch * k.square())  # [B, M, K]
-        amps, bands = c["partial_amps"], c["band_gains"]
+        # partials the synthesis mutes (above max_partial_hz) are not heard: the lock must not count them
+        amps = c["partial_amps"] * (freqs <= self.synth.max_partial_hz)
+        bands = c["band_gains"]
         if self.centroid_lock or self.shape_lock:
             targets = descriptors.repeat_interleave(self.sub, dim=1)
             # the floor follows the loudest component: a frame made of partials alone still gets noise to shape

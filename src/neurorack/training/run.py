@@ -41,8 +41,10 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
 from neurorack.corpus import Corpus, build_corpus
-from neurorack.corpus.manifest import CORPUS_JSON, write_json_atomic
+from neurorack.corpus.manifest import CORPUS_JSON, Sound, write_json_atomic
+from neurorack.descriptor_prior import DescriptorPrior
 from neurorack.errors import NeurorackError
+from neurorack.models.base import ImpactModel
 from neurorack.models.fader_ae import FaderAE
 from neurorack.models.registry import TINY_CONFIGS, build_model, legacy_kwargs, model_names
 from neurorack.training.data import SegmentDataset, descriptor_statistics
@@ -765,6 +767,7 @@ def export_run(
     if isinstance(model, FaderAE):
         model.set_timbre(mean_latent(model, [s.audio() for s in sounds]))
         training["timbre_sounds"] = len(sounds)
+    prior = fit_prior(model, sounds)
     target = Path(out) if out is not None else run_path / MODEL_FILE
     return export_model(
         model,
@@ -773,4 +776,18 @@ def export_run(
         anchor_info=info,
         training=training,
         descriptor_config=corpus.config,
+        prior=prior,
     )
+
+
+def fit_prior(model: ImpactModel, sounds: Sequence[Sound]) -> DescriptorPrior | None:
+    """The descriptor prior of ``sounds`` for a model that takes the moved-knob hint, else None.
+
+    Also None when the sounds have too few active frames for a mixture (a handful of very short sounds).
+    """
+    if not model.takes_focus:
+        return None
+    try:
+        return DescriptorPrior.fit(s.descriptors() for s in sounds)
+    except NeurorackError:
+        return None
