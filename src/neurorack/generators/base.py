@@ -59,7 +59,8 @@ class Generator(ABC):
         unedited curve (2.0: doubled). When the requested curves cannot all be met at once (a doubled
         roll-off at the same centroid and bandwidth), a generator that can trade them off gives the
         moved ones priority; others ignore the hint (this default). The engine and ``generate --set``
-        know which knob was turned; a bare ``generate(curves)`` does not.
+        know which knob was turned; a bare ``generate(curves)`` does not (a model with a descriptor prior
+        reads it from the curves: :class:`~neurorack.models.generator.ModelGenerator`).
         """
         yield
 

@@ -30,7 +30,9 @@ With ``focused=True`` each generation runs inside ``generator.focus({descriptor:
 generator is told which descriptor was scaled, as the engine and ``generate --set`` tell it which
 knob a player turned. Scaling one curve while holding the others can ask for an impossible
 spectrum (a doubled roll-off at the same centroid and bandwidth); a generator that trades the
-requests off can then favour the moved one. The SPEC §6 figure is the default, ``focused=False``.
+requests off can then favour the moved one. The SPEC §6 figure is the default, ``focused=False``:
+the curves alone (a generator may still read the moved knob from them, as a model with a descriptor
+prior does).
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ roll-off cannot double (Cantelli's inequality bounds the 85 % quantile by
 spectrum is from it (:data:`PRIORITY_GAIN`), times a fixed emphasis (:data:`EMPHASIS`:
 brightness first), and the others give way. This is a compromise, not a solution: with one
 descriptor moved and the others held, the centroid follows well, bandwidth and roll-off only
-part of the way (figures at :data:`EMPHASIS`). Parameters are clamped, steps damped, and
-nothing becomes NaN.
+part of the way (figures at :data:`EMPHASIS`). Told which descriptor moved (:func:`focus_emphasis`,
+from the player's knob or read from the curves by :mod:`neurorack.descriptor_prior`), the moved one
+wins. Parameters are clamped, steps damped, and nothing becomes NaN.
 
 The per-frame solve is a small compiled loop (numba; it ships with librosa): in PyTorch
 the ~45 tiny tensor operations per iteration cost more than the whole synthesis. Frames
