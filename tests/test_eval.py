@@ -14,6 +14,7 @@ import torch
 from neurorack.cli import main
 from neurorack.cli.eval_cmd import DEFAULT_CONTROL_LIMIT as CLI_CONTROL_LIMIT
 from neurorack.corpus import Corpus, build_corpus
+from neurorack.descriptor_prior import DescriptorPrior
 from neurorack.descriptors import DescriptorConfig, describe
 from neurorack.errors import NeurorackError
 from neurorack.evaluation import (
@@ -52,6 +53,7 @@ GENERATOR_KEYS = {
     "control",
     "speed",
     "control_focused",
+    "control_bare",
 }
 CONTROL_KEYS = {"slope", "rho", "n_sounds", "n_valid", "response"}
 
@@ -86,7 +88,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     model_names()
     model = build_model("ddsp-impact", **TINY_CONFIGS["ddsp-impact"])
     model.set_statistics(torch.zeros(7), torch.ones(7))
-    path = export_model(model.eval(), root / "tiny.safetensors")
+    prior = DescriptorPrior.fit(s.descriptors() for s in Corpus.open(corpus).sounds("train"))
+    path = export_model(model.eval(), root / "tiny.safetensors", prior=prior)
     return corpus, path
 
 
@@ -135,6 +138,9 @@ def test_eval_json_through_the_cli(setup: tuple[Path, Path], capsys: pytest.Capt
     assert list(model_row["control_focused"]) == ["centroid", "bandwidth", "rolloff"]
     assert all(e["n_sounds"] == 2 and set(e) == CONTROL_KEYS for e in model_row["control_focused"].values())
     assert all(g["control_focused"] == {} for g in doc["generators"] if g["kind"] == "baseline")
+    # its file carries a descriptor prior: the same again with the guess of the moved knob off
+    assert list(model_row["control_bare"]) == ["centroid", "bandwidth", "rolloff"]
+    assert all(g["control_bare"] == {} for g in doc["generators"] if g["kind"] == "baseline")
     assert model_row["parameters"] > 0 and model_row["file_bytes"] == model.stat().st_size
     assert model_row["source"] == str(model)
     assert gens["dsp"]["kind"] == "baseline" and gens["dsp"]["parameters"] is None
@@ -206,11 +212,14 @@ def test_evaluate_api_and_renderings(setup: tuple[Path, Path]) -> None:
     assert list(report.result("tiny").control) == ["rms", "centroid"]
     assert len(report.examples) == 1 and set(report.examples[0].generated) == {"tiny"}
     assert list(report.result("tiny").control_focused) == ["centroid"]  # only the descriptors asked for
-    assert calls[-1][1] == calls[-1][2] == 2 + 3 * len(DEFAULT_SCALES)  # rms, centroid, centroid named
+    assert list(report.result("tiny").control_bare) == ["centroid"]
+    # rms, centroid, centroid named, centroid with the prior off
+    assert calls[-1][1] == calls[-1][2] == 2 + 4 * len(DEFAULT_SCALES)
     assert all(task.startswith("tiny: ") for task, _, _ in calls)
-    assert render_table(report).row_count == 2  # the model, and the model with the knob named
+    assert render_table(report).row_count == 3  # the model, with the knob named, with the prior off
     markdown = render_markdown(report, "neurorack eval x")
     assert markdown.count("\n| tiny |") == 1 and markdown.count("\n| tiny, knob named |") == 1
+    assert markdown.count("\n| tiny, prior off |") == 1
     with pytest.raises(KeyError):
         report.result("dsp")
     with pytest.raises(NeurorackError, match="unique"):

@@ -184,11 +184,11 @@ class DescriptorPrior:
         return cls(mixture.weights_, mixture.means_, mixture.covariances_)
 
     def _scores(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per hypothesis, frame and component: log density ``[H, F, K]`` and ``inv·(x - μ)`` ``[H, F, K, 6]``."""
-        r = feats[:, None, :] - self.means[None, :, :]  # [F, K, 6]
-        solved = np.einsum("hkij,fkj->hfki", self._inv, r)
-        quad = np.einsum("fki,hfki->hfk", r, solved)
-        return self._const[:, None, :] - 0.5 * quad, solved
+        """Per hypothesis, component and frame: log density ``[H, K, F]`` and ``Σ⁻¹(x - μ)`` ``[H, K, F, 6]``."""
+        r = np.ascontiguousarray(feats[None, :, :] - self.means[:, None, :])  # [K, F, 6]
+        solved = np.matmul(r[None], self._inv)  # the inverses are symmetric: r Σ⁻¹ = (Σ⁻¹ r)ᵀ
+        quad = np.einsum("kfi,hkfi->hkf", r, solved)
+        return self._const[:, :, None] - 0.5 * quad, solved
 
     def guess(self, curves: np.ndarray) -> MoveGuess:
         """Read which of :data:`MOVABLE` (if any) was moved away from its natural relation to the others.
@@ -203,8 +203,8 @@ class DescriptorPrior:
         if feats.shape[0] == 0:
             return MoveGuess(None, 1.0, 0.0, {})
         logp, solved = self._scores(feats)
-        top = logp.max(axis=2, keepdims=True)
-        frame_ll = top[..., 0] + np.log(np.exp(logp - top).sum(axis=2))  # [H, F]
+        top = logp.max(axis=1, keepdims=True)
+        frame_ll = top[:, 0] + np.log(np.exp(logp - top).sum(axis=1))  # [H, F]
         mean_ll = frame_ll.mean(axis=1)
         scores = {h: float(v) for h, v in zip(self.hypotheses, mean_ll, strict=True)}
         best = 1 + int(np.argmax(mean_ll[1:]))
@@ -213,8 +213,8 @@ class DescriptorPrior:
             return MoveGuess(None, 1.0, margin, scores)
         name = self.hypotheses[best]
         j = PRIOR_COLUMNS.index(name)
-        resp = np.exp(logp[best] - frame_ll[best][:, None])  # [F, K]
-        move = float(np.mean((resp * solved[best, :, :, j]).sum(axis=1))) * self.move_std**2
+        resp = np.exp(logp[best] - frame_ll[best][None, :])  # [K, F] responsibilities
+        move = float(np.mean((resp * solved[best, :, :, j]).sum(axis=0))) * self.move_std**2
         return MoveGuess(name, math.exp(move), margin, scores)
 
     def focus(self, curves: np.ndarray) -> dict[str, float]:

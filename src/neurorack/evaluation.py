@@ -13,7 +13,9 @@ Every generator — the model files given, plus the baselines ``silence``, ``dsp
   For ``f0`` only **tonal** sounds count (:func:`is_tonal`): pitch means nothing on a noise burst.
   Generators that take the moved-knob hint (``Generator.takes_focus``, e.g. ``ddsp-impact``) are
   measured a second time on :data:`FOCUS_DESCRIPTORS` with the scaled descriptor named
-  (``control_focused``; the table's "…, knob named" row), as when a player turns that knob.
+  (``control_focused``; the table's "…, knob named" row), as when a player turns that knob. Models
+  whose file carries a descriptor prior read the moved knob from the bare curves in the plain
+  measurement; they are measured once more with that guess off (``control_bare``; "…, prior off").
 * **Speed** (:func:`~neurorack.metrics.speed.realtime_factor`): × real time for a 1 s synthetic
   impact on one CPU thread, batch 1, median of runs, as a :class:`~neurorack.bench.BenchRow`;
   plus parameter count and file size of model files.
@@ -81,6 +83,7 @@ JSON (``neurorack eval --json``, ``DIR/eval.json``; :meth:`EvalReport.to_dict`),
           "speed": {...} | null,              # a neurorack-bench/1 row (ratio null)
           "control_focused": {"centroid": {...}, "bandwidth": {...}, "rolloff": {...}},
                                               # scaled descriptor named (Generator.focus), else {}
+          "control_bare": {...},              # the same with the descriptor prior's guess off, else {}
           "transfer": false,                  # true: an autoencoder measured by transfer (fader-ae)
           "leakage": {"rms": 0.12, ...}       # autoencoders: latent leakage R² per control, else {}
         }, ...
@@ -241,6 +244,9 @@ class GeneratorResult:
             (:meth:`~neurorack.generators.base.Generator.focus`), the control response of the locked
             brightness descriptors with the scaled one named, as when a player turns a knob
             (:data:`FOCUS_DESCRIPTORS`); empty for the others.
+        control_bare: for models that read the moved knob from the curves (a descriptor prior:
+            :class:`~neurorack.models.generator.ModelGenerator`), the same descriptors with that guess
+            off, to show what it adds; empty for the others.
         transfer: an autoencoder measured by transfer (each test sound encoded, decoded with its own or
             scaled curves; speed: streaming in blocks), not by generation from the curves alone.
         leakage: for autoencoders, R² of a fresh regressor from latent frames to each controlled
@@ -260,6 +266,7 @@ class GeneratorResult:
     control: dict[str, ControlEntry]
     speed: BenchRow | None
     control_focused: dict[str, ControlEntry] = field(default_factory=dict)
+    control_bare: dict[str, ControlEntry] = field(default_factory=dict)
     transfer: bool = False
     leakage: dict[str, float] = field(default_factory=dict)
 
@@ -278,6 +285,7 @@ class GeneratorResult:
             "control": {name: entry.to_dict() for name, entry in self.control.items()},
             "speed": self.speed.to_dict() if self.speed is not None else None,
             "control_focused": {name: entry.to_dict() for name, entry in self.control_focused.items()},
+            "control_bare": {name: entry.to_dict() for name, entry in self.control_bare.items()},
             "transfer": self.transfer,
             "leakage": dict(self.leakage),
         }
@@ -685,7 +693,8 @@ def evaluate(
         for cand in candidates:
             gen = cand.generator
             done = 0
-            gen_total = total + (focus_units if gen.takes_focus else 0)
+            guesses = isinstance(gen, ModelGenerator) and gen.prior is not None and gen.guess_focus
+            gen_total = total + (focus_units if gen.takes_focus else 0) + (focus_units if guesses else 0)
 
             def tick(amount: int, stage: str, _name: str = cand.name, _total: int = gen_total) -> None:
                 nonlocal done
@@ -722,6 +731,19 @@ def evaluate(
                     summary = control_response_many(gen, curves, d, scales, seed=seed, focused=True)
                     focused[d] = ControlEntry.from_summary(summary, scales)
                     tick(n_scales * len(control_idx), f"control {d}, knob named")
+            bare: dict[str, ControlEntry] = {}
+            if guesses and gen.takes_focus:
+                assert isinstance(gen, ModelGenerator)
+                curves = [data[i][1] for i in control_idx]
+                gen.guess_focus = False
+                try:
+                    for d in focus_descriptors:
+                        tick(0, f"control {d}, bare curves")
+                        summary = control_response_many(gen, curves, d, scales, seed=seed)
+                        bare[d] = ControlEntry.from_summary(summary, scales)
+                        tick(n_scales * len(control_idx), f"control {d}, bare curves")
+                finally:
+                    gen.guess_focus = True
             leakage: dict[str, float] = {}
             if ae is not None:
                 tick(0, "latent leakage")
@@ -753,6 +775,7 @@ def evaluate(
                     control=control,
                     speed=row,
                     control_focused=focused,
+                    control_bare=bare,
                     transfer=ae is not None,
                     leakage=leakage,
                 )
@@ -847,6 +870,10 @@ def table_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
             focused = [f"{r.name}, knob named", "(same model)", "—"]
             focused += [_control_cell(r.control_focused.get(d)) for d in descs]
             rows.append([*focused, *(["—"] if leaky else []), "—", "—", "—"])
+        if r.control_bare:
+            bare = [f"{r.name}, prior off", "(same model)", "—"]
+            bare += [_control_cell(r.control_bare.get(d)) for d in descs]
+            rows.append([*bare, *(["—"] if leaky else []), "—", "—", "—"])
     return header, rows
 
 
