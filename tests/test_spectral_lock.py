@@ -82,6 +82,26 @@ def test_moment_shaping_follows_the_moved_descriptor(which: str, scale: float) -
     assert math.log(ratio) / math.log(scale) > 0.6  # at least 60 % of the requested move, in log
 
 
+@pytest.mark.parametrize("scale", [0.25, 0.5, 2.0])
+def test_a_named_rolloff_is_met_exactly(scale: float) -> None:
+    """With the roll-off the moved knob, a last one-parameter step puts exactly 15 % of the mass above it,
+    even where the three-parameter shaping stalls (a roll-off far below the held centroid)."""
+    mass = spectra(40)
+    c, b, _ = expected(mass)
+    want_r = rolloff(mass) * scale * 1.01  # off the components' frequencies: each is clearly above or below
+    named = focus_emphasis({"rolloff": scale})
+    gains = moment_shaping(mass, FREQS.expand_as(mass), c, b, want_r, emphasis=named)
+    shaped = mass * gains
+    above = (shaped * (want_r.unsqueeze(-1) < FREQS)).sum(-1) / shaped.sum(-1)
+    reachable = (mass * (want_r.unsqueeze(-1) >= FREQS)).sum(-1) > 0  # some mass below the request
+    assert reachable.sum() >= 30
+    assert (above[reachable] - ABOVE_ROLLOFF).abs().max() < 1e-3
+    # not named: the trade-off stands, the centroid keeps its weight (the roll-off is not forced)
+    plain = moment_shaping(mass, FREQS.expand_as(mass), c, b, want_r)
+    plain_above = ((mass * plain) * (want_r.unsqueeze(-1) < FREQS)).sum(-1) / (mass * plain).sum(-1)
+    assert (plain_above[reachable] - ABOVE_ROLLOFF).abs().max() > 1e-2
+
+
 def test_moment_shaping_degenerate_frames_keep_unit_gains() -> None:
     mass = spectra(4)
     mass[1] = 0.0  # silent frame

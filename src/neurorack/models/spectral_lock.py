@@ -534,3 +534,66 @@ def _solve_frame(
         top = max(top, v if m_k[k] >= audible else -1e300)
     for k in range(n):
         gains[k] = max(fast_exp(max(min(gains[k] - top, 0.0), -600.0)), min_gain)
+    if emphasis[2] > emphasis[0] and emphasis[2] > emphasis[1]:  # roll-off first: meet it exactly
+        _fit_rolloff(m_k, shelf, hard, gains, goal_r, tolerance, min_gain, audible, scratch[1])
+
+
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
+def _fit_rolloff(
+    mass: np.ndarray,
+    shelf: np.ndarray,
+    hard: np.ndarray,
+    gains: np.ndarray,
+    goal_r: float,
+    tolerance: float,
+    min_gain: float,
+    audible: float,
+    work: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tested through moment_shaping
+    """Scale ``gains [N]`` by ``exp(κ · shelf)`` so exactly :data:`ABOVE_ROLLOFF` of the shaped mass lies above
+    the requested roll-off (log odds ``goal_r``), then renormalise as :func:`_solve_frame` does.
+
+    The three-parameter shaping trades the roll-off against the centroid and bandwidth and can stall far
+    from it (a bright hit asked for a roll-off below its centroid); when the roll-off is the moved knob,
+    this last one-parameter step meets it. The log odds rise monotonically with ``κ``, so a Newton step
+    safeguarded by bisection on ``|κ| <= ln(1 / min_gain)`` converges in a few iterations.
+    ``work [N]`` is scratch space (overwritten with the shaped masses).
+    """
+    n = mass.shape[0]
+    above = below = 0.0
+    for k in range(n):
+        w = mass[k] * gains[k]
+        work[k] = w
+        above += w * hard[k]
+        below += w * (1.0 - hard[k])
+    if not (above > 1e-300 and below > 1e-300) or abs(math.log(above / below) - goal_r) < tolerance:
+        return
+    bound = -math.log(min_gain)
+    lo, hi, kappa = -bound, bound, 0.0
+    for _ in range(40):
+        a = b = da = db = 0.0
+        for k in range(n):  # branch-free: vectorises
+            w = work[k] * fast_exp(kappa * shelf[k])
+            a += w * hard[k]
+            b += w * (1.0 - hard[k])
+            da += w * hard[k] * shelf[k]
+            db += w * (1.0 - hard[k]) * shelf[k]
+        if not (a > 1e-300 and b > 1e-300):
+            break
+        resid = math.log(a / b) - goal_r
+        if abs(resid) < tolerance:
+            break
+        if resid > 0.0:
+            hi = kappa
+        else:
+            lo = kappa
+        slope = da / a - db / b  # d log(a / b) / dκ > 0
+        step = kappa - resid / slope if slope > 1e-12 else 0.5 * (lo + hi)
+        kappa = step if lo < step < hi else 0.5 * (lo + hi)
+    top = -1e300
+    for k in range(n):
+        v = math.log(gains[k]) + kappa * shelf[k]
+        gains[k] = v
+        top = max(top, v if mass[k] >= audible else -1e300)
+    for k in range(n):
+        gains[k] = max(fast_exp(max(min(gains[k] - top, 0.0), -600.0)), min_gain)
