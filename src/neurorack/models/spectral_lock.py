@@ -31,7 +31,11 @@ brightness first), and the others give way. This is a compromise, not a solution
 descriptor moved and the others held, the centroid follows well, bandwidth and roll-off only
 part of the way (figures at :data:`EMPHASIS`). Told which descriptor moved (:func:`focus_emphasis`,
 from the player's knob or read from the curves by :mod:`neurorack.descriptor_prior`), the moved one
-wins. Parameters are clamped, steps damped, and nothing becomes NaN.
+wins. The roll-off condition can stall even then (a bright hit asked for a roll-off below its held
+centroid kept 96 % of its mass above it): when it is the moved one, a last one-parameter step scales
+the gains by ``exp(κ h(f))`` so that exactly 15 % of the shaped mass lies above the request (measured
+on 40 drum test sounds, roll-off control slope 0.80 -> 0.90 with the knob named, 0.74 -> 0.88 from the
+curves alone with the prior's guess). Parameters are clamped, steps damped, and nothing becomes NaN.
 
 The per-frame solve is a small compiled loop (numba; it ships with librosa): in PyTorch
 the ~45 tiny tensor operations per iteration cost more than the whole synthesis. Frames
