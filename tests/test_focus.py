@@ -43,10 +43,30 @@ def test_focus_emphasis_exact_values() -> None:
     weights = focus_emphasis({"centroid": 2.0, "rolloff": 0.5, "rms": 3.0})
     assert weights is not None
     np.testing.assert_allclose(
-        weights, EMPHASIS * np.array([1 + FOCUS_GAIN * math.log(2), 1.0, 1 + FOCUS_GAIN * math.log(2)])
+        weights[:3], EMPHASIS * np.array([1 + FOCUS_GAIN * math.log(2), 1.0, 1 + FOCUS_GAIN * math.log(2)])
     )
+    assert weights[3] == -1.0  # the roll-off was lowered
+    raised = focus_emphasis({"rolloff": 1.5})
+    assert raised is not None and raised[3] == 1.0
     bad = focus_emphasis({"bandwidth": float("nan"), "centroid": 1.5})
-    assert bad is not None and bad[1] == EMPHASIS[1]  # a non-finite ratio adds no weight
+    assert bad is not None and bad[1] == EMPHASIS[1] and bad[3] == 0.0  # a non-finite ratio adds no weight
+
+
+def test_turning_the_rolloff_down_on_a_low_tone_adds_no_hiss() -> None:
+    """The bundled model's low tom is nearly a pure 80 Hz tone, darker than even a halved roll-off: the lock
+    leaves it dark instead of lifting 15 % of the mass above the request (it measured a 2.3 kHz centroid)."""
+    from neurorack.descriptors import describe_with
+
+    m = nr.load_model()
+    curves = m.anchor("VariBreaks/VP Tom Mid")
+    edited = curves.copy()
+    edited[:, 2] *= 0.5
+    with m.focus({"rolloff": 0.5}):
+        audio = m.generate(edited, seed=1)
+    got = describe_with(audio, m.descriptor_config)[: len(curves)]
+    active = curves[:, 0] > 0.01 * curves[:, 0].max()
+    assert np.median(got[active, 5]) < 1.5 * np.median(curves[active, 5])  # centroid stays near the tom's
+    assert np.median(got[active, 2]) <= np.median(curves[active, 2])  # and the roll-off did not rise
 
 
 @pytest.mark.parametrize("name", model_names())

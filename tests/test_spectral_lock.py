@@ -102,6 +102,26 @@ def test_a_named_rolloff_is_met_exactly(scale: float) -> None:
     assert (plain_above[reachable] - ABOVE_ROLLOFF).abs().max() > 1e-2
 
 
+def test_a_lowered_rolloff_never_adds_mass_above_it() -> None:
+    """Frames already darker than a lowered roll-off request keep their share above it (no hiss is added);
+    with no direction (curves alone, nothing named) the same request is met."""
+    mass = spectra(40)
+    c, b, _ = expected(mass)
+    want_r = rolloff(mass) * 1.5 * 1.01  # 1.5× above each frame's own roll-off: those frames are darker
+    share0 = (mass * (want_r.unsqueeze(-1) < FREQS)).sum(-1) / mass.sum(-1)
+    assert (share0 < ABOVE_ROLLOFF).all()
+    lowered = focus_emphasis({"rolloff": 0.5})  # the player lowered it (the request still lies above)
+    assert lowered is not None
+    gains = moment_shaping(mass, FREQS.expand_as(mass), c, b, want_r, emphasis=lowered)
+    share = ((mass * gains) * (want_r.unsqueeze(-1) < FREQS)).sum(-1) / (mass * gains).sum(-1)
+    assert (share < ABOVE_ROLLOFF - 0.01).float().mean() > 0.9
+    neutral = lowered.copy()
+    neutral[3] = 0.0
+    gains = moment_shaping(mass, FREQS.expand_as(mass), c, b, want_r, emphasis=neutral)
+    share = ((mass * gains) * (want_r.unsqueeze(-1) < FREQS)).sum(-1) / (mass * gains).sum(-1)
+    assert (share - ABOVE_ROLLOFF).abs().max() < 1e-3
+
+
 def test_moment_shaping_degenerate_frames_keep_unit_gains() -> None:
     mass = spectra(4)
     mass[1] = 0.0  # silent frame
