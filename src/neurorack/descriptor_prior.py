@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurorack.descriptors import DESCRIPTOR_NAMES
+from neurorack.descriptors import DESCRIPTOR_NAMES, loud_frames
 from neurorack.errors import NeurorackError
 
 #: Descriptors the prior models, in this order (log of each).
@@ -72,12 +72,7 @@ def prior_features(curves: np.ndarray, active_db: float = ACTIVE_DB) -> np.ndarr
         active_db: frames whose rms is this far (dB) below the peak rms are left out.
     """
     arr = np.asarray(curves, dtype=np.float64)
-    rms = arr[:, 0]
-    peak = float(rms.max(initial=0.0))
-    if peak <= 0.0:
-        return np.zeros((0, len(PRIOR_COLUMNS)))
-    keep = rms >= peak * 10.0 ** (-active_db / 20.0)
-    return np.log(np.maximum(arr[keep][:, _COLS], LOG_FLOOR))
+    return np.log(np.maximum(arr[loud_frames(arr, active_db)][:, _COLS], LOG_FLOOR))
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,16 @@ class DescriptorConfig:
         return cls(**{k: v for k, v in data.items() if k in fields})
 
 
+def loud_frames(descriptors: np.ndarray, below_peak_db: float) -> np.ndarray:
+    """Boolean mask ``[frames]`` of the frames of ``descriptors: float[frames, 7]`` whose rms (column 0)
+    lies within ``below_peak_db`` dB of the loudest frame's; all False when the rms is zero everywhere."""
+    rms = np.asarray(descriptors, dtype=np.float64)[:, 0]
+    peak = float(rms.max(initial=0.0))
+    if peak <= 0.0:
+        return np.zeros(rms.shape, dtype=bool)
+    return rms >= peak * 10.0 ** (-below_peak_db / 20.0)
+
+
 def frame_rms(audio: Tensor, frame_length: int, hop_length: int) -> Tensor:
     """``audio: [B, T] -> [B, 1 + T // hop]``: rms of zero-padded frames centred on ``f * hop`` (librosa's rms).
 

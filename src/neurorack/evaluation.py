@@ -105,7 +105,7 @@ import numpy as np
 
 from neurorack.bench import BenchRow, machine_info
 from neurorack.bench import _fmt_factor as _bench_factor
-from neurorack.descriptors import DescriptorConfig
+from neurorack.descriptors import DescriptorConfig, loud_frames
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
 from neurorack.generators.nearest import NearestSample
@@ -438,11 +438,7 @@ def is_tonal(
             periodic at its f0 (:func:`periodicity` at least :data:`TONAL_MIN_PERIODICITY`).
     """
     d = np.asarray(curves, dtype=np.float64)
-    rms = d[:, 0]
-    peak = float(rms.max(initial=0.0))
-    if peak <= 0.0:
-        return False
-    mask = rms >= peak * 10.0 ** (-TONAL_ACTIVE_DB / 20.0)
+    mask = loud_frames(d, TONAL_ACTIVE_DB)  # none when silent
     if int(mask.sum()) < TONAL_MIN_FRAMES:
         return False
     if float(np.median(d[mask, 3])) >= TONAL_MAX_FLATNESS:
@@ -473,14 +469,10 @@ def periodicity(audio: np.ndarray, curves: np.ndarray, config: DescriptorConfig)
     """
     x = np.asarray(audio, dtype=np.float64).reshape(-1)
     d = np.asarray(curves, dtype=np.float64)
-    rms = d[:, 0]
-    peak = float(rms.max(initial=0.0))
-    if peak <= 0.0:
-        return 0.0
     frame, hop = config.frame_length, config.hop_length
     padded = np.concatenate([np.zeros(frame // 2), x, np.zeros(frame + int(config.sample_rate / config.fmin))])
     values = []
-    for i in np.flatnonzero(rms >= peak * 10.0 ** (-TONAL_ACTIVE_DB / 20.0)):
+    for i in np.flatnonzero(loud_frames(d, TONAL_ACTIVE_DB)):
         lag = round(config.sample_rate / max(float(d[i, 6]), config.fmin))
         a = padded[i * hop : i * hop + frame]
         b = padded[i * hop + lag : i * hop + lag + frame]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from neurorack.audio_io import check_finite
-from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig
+from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig, loud_frames
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator, check_descriptors
 
@@ -143,9 +143,7 @@ class NearestSample(Generator):
         curves = check_descriptors(descriptors).astype(np.float64)
         logs, n = self._padded_logs(curves)
         query = (logs - self._mean) / self._std
-        rms = curves[:n, 0]
-        peak = float(rms.max(initial=0.0))
-        active = rms >= peak * 10.0 ** (-ACTIVE_DB / 20.0) if peak > 0 else np.zeros(n, dtype=bool)
+        active = loud_frames(curves[:n], ACTIVE_DB)
         mask = np.zeros((self.match_frames, N_DESCRIPTORS))
         mask[:n, 0] = 1.0
         mask[:n][active] = 1.0

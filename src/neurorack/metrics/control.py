@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from neurorack.descriptors import DESCRIPTOR_NAMES, describe_with, descriptor_index
+from neurorack.descriptors import DESCRIPTOR_NAMES, describe_with, descriptor_index, loud_frames
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator, check_descriptors
 
@@ -126,11 +126,7 @@ def active_frames(descriptors: np.ndarray, active_db: float = ACTIVE_DB) -> np.n
     Returns:
         ``bool[frames]``; all False when the rms is zero everywhere.
     """
-    rms = np.asarray(descriptors, dtype=np.float64)[:, 0]
-    peak = float(rms.max(initial=0.0))
-    if peak <= 0.0:
-        return np.zeros(rms.shape, dtype=bool)
-    return rms >= peak * 10.0 ** (-active_db / 20.0)
+    return loud_frames(descriptors, active_db)
 
 
 def control_response(
