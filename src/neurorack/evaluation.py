@@ -685,7 +685,8 @@ def evaluate(
         for cand in candidates:
             gen = cand.generator
             done = 0
-            guesses = isinstance(gen, ModelGenerator) and gen.prior is not None and gen.guess_focus
+            # with a descriptor prior, the plain rows are the prior's guess: measure the bare curves too
+            guesses = isinstance(gen, ModelGenerator) and gen.takes_focus and gen.prior is not None and gen.guess_focus
             gen_total = total + (focus_units if gen.takes_focus else 0) + (focus_units if guesses else 0)
 
             def tick(amount: int, stage: str, _name: str = cand.name, _total: int = gen_total) -> None:
@@ -715,25 +716,15 @@ def evaluate(
                 summary = control_response_many(which, [data[i][1] for i in idx], d, scales, seed=seed)
                 control[d] = ControlEntry.from_summary(summary, scales)
                 tick(n_scales * len(idx), f"control {d}")
-            focused: dict[str, ControlEntry] = {}
-            if gen.takes_focus:
-                curves = [data[i][1] for i in control_idx]
-                for d in focus_descriptors:
-                    tick(0, f"control {d}, knob named")
-                    summary = control_response_many(gen, curves, d, scales, seed=seed, focused=True)
-                    focused[d] = ControlEntry.from_summary(summary, scales)
-                    tick(n_scales * len(control_idx), f"control {d}, knob named")
+            hint_curves = [data[i][1] for i in control_idx]
+            hint_args = (gen, hint_curves, focus_descriptors, scales, seed, tick)
+            focused = _hint_control(*hint_args, focused=True, stage="knob named") if gen.takes_focus else {}
             bare: dict[str, ControlEntry] = {}
-            if guesses and gen.takes_focus:
+            if guesses:
                 assert isinstance(gen, ModelGenerator)
-                curves = [data[i][1] for i in control_idx]
                 gen.guess_focus = False
                 try:
-                    for d in focus_descriptors:
-                        tick(0, f"control {d}, bare curves")
-                        summary = control_response_many(gen, curves, d, scales, seed=seed)
-                        bare[d] = ControlEntry.from_summary(summary, scales)
-                        tick(n_scales * len(control_idx), f"control {d}, bare curves")
+                    bare = _hint_control(*hint_args, focused=False, stage="bare curves")
                 finally:
                     gen.guess_focus = True
             leakage: dict[str, float] = {}
@@ -834,6 +825,28 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n / 1024:.0f} KiB"
 
 
+def _hint_control(
+    gen: Generator,
+    curves: list[np.ndarray],
+    descriptors: Sequence[str],
+    scales: Sequence[float],
+    seed: int,
+    tick: Callable[[int, str], None],
+    *,
+    focused: bool,
+    stage: str,
+) -> dict[str, ControlEntry]:
+    """Control response of ``descriptors`` on ``curves`` with the moved knob named (``focused``) or not, for
+    the extra "…, knob named" / "…, prior off" rows; progress as ``control D, STAGE``."""
+    out: dict[str, ControlEntry] = {}
+    for d in descriptors:
+        tick(0, f"control {d}, {stage}")
+        summary = control_response_many(gen, curves, d, scales, seed=seed, focused=focused)
+        out[d] = ControlEntry.from_summary(summary, scales)
+        tick(len(scales) * len(curves), f"control {d}, {stage}")
+    return out
+
+
 def table_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by the rich and the Markdown renderings).
 
@@ -858,14 +871,10 @@ def table_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
         cells.append(_fmt_count(r.parameters))
         cells.append(_fmt_bytes(r.file_bytes))
         rows.append(cells)
-        if r.control_focused:
-            focused = [f"{r.name}, knob named", "(same model)", "—"]
-            focused += [_control_cell(r.control_focused.get(d)) for d in descs]
-            rows.append([*focused, *(["—"] if leaky else []), "—", "—", "—"])
-        if r.control_bare:
-            bare = [f"{r.name}, prior off", "(same model)", "—"]
-            bare += [_control_cell(r.control_bare.get(d)) for d in descs]
-            rows.append([*bare, *(["—"] if leaky else []), "—", "—", "—"])
+        for suffix, entries in (("knob named", r.control_focused), ("prior off", r.control_bare)):
+            if entries:
+                extra = [f"{r.name}, {suffix}", "(same model)", "—", *(_control_cell(entries.get(d)) for d in descs)]
+                rows.append([*extra, *(["—"] if leaky else []), "—", "—", "—"])
     return header, rows
 
 
