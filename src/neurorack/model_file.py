@@ -104,6 +104,12 @@ def _json_clean(value: Any, what: str) -> Any:
         raise NeurorackError(f"{what} must be plain JSON (str, numbers, lists, dicts): {exc}") from None
 
 
+def model_file_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with ``.safetensors`` appended when it has another suffix (where :func:`export_model` writes)."""
+    p = Path(path)
+    return p if p.suffix == SUFFIX else p.with_name(p.name + SUFFIX)
+
+
 def export_model(
     model: ImpactModel,
     path: str | os.PathLike[str],
@@ -185,9 +191,7 @@ def export_model(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "sha256": tensor_digest(tensors),
     }
-    p = Path(path)
-    if p.suffix != SUFFIX:
-        p = p.with_name(p.name + SUFFIX)
+    p = model_file_path(path)
     try:
         with atomic_path(p) as tmp:
             save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, allow_nan=False)})
@@ -471,9 +475,7 @@ def export_with_prior(
         NeurorackError: ``out`` is ``source`` (a user's file is never rewritten in place), or unwritable.
     """
     src = resolve_model_path(source)
-    target = Path(out)
-    if target.suffix != SUFFIX:
-        target = target.with_name(target.name + SUFFIX)
+    target = model_file_path(out)
     if target.resolve() == src.resolve():
         raise NeurorackError(f"{target}: choose another --out; the source model file is never rewritten")
     loaded = load_model(src)
