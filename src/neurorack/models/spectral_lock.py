@@ -543,17 +543,13 @@ def _solve_frame(
     # normalise by the loudest component that has mass (a silent one may sit anywhere), and keep
     # the range within MIN_GAIN so the power renormalisation downstream stays finite in float32
     theta[0], theta[1], theta[2] = t0, t1, t2
-    top = -1e300
     loud = 0.0
     for k in range(n):
         loud = max(loud, m_k[k])
     audible = max(loud * top_share, 1e-300)  # quieter components do not set the scale
     for k in range(n):
-        v = t0 * lg[k] + t1 * lg[k] * lg[k] + t2 * shelf[k]
-        gains[k] = v
-        top = max(top, v if m_k[k] >= audible else -1e300)
-    for k in range(n):
-        gains[k] = max(fast_exp(max(min(gains[k] - top, 0.0), -600.0)), min_gain)
+        gains[k] = t0 * lg[k] + t1 * lg[k] * lg[k] + t2 * shelf[k]
+    _normalise_log_gains(gains, m_k, audible, min_gain)
     if emphasis[2] > emphasis[0] and emphasis[2] > emphasis[1] and not past:  # roll-off first: meet it exactly
         _fit_rolloff(m_k, shelf, hard, gains, goal_r, tolerance, min_gain, audible, scratch[1])
 
@@ -571,7 +567,7 @@ def _fit_rolloff(
     work: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; tested through moment_shaping
     """Scale ``gains [N]`` by ``exp(κ · shelf)`` so exactly :data:`ABOVE_ROLLOFF` of the shaped mass lies above
-    the requested roll-off (log odds ``goal_r``), then renormalise as :func:`_solve_frame` does.
+    the requested roll-off (log odds ``goal_r``), then renormalise (:func:`_normalise_log_gains`).
 
     The three-parameter shaping trades the roll-off against the centroid and bandwidth and can stall far
     from it (a bright hit asked for a roll-off below its centroid); when the roll-off is the moved knob,
@@ -610,10 +606,19 @@ def _fit_rolloff(
         slope = da / a - db / b  # d log(a / b) / dκ > 0
         step = kappa - resid / slope if slope > 1e-12 else 0.5 * (lo + hi)
         kappa = step if lo < step < hi else 0.5 * (lo + hi)
+    for k in range(n):
+        gains[k] = math.log(gains[k]) + kappa * shelf[k]
+    _normalise_log_gains(gains, mass, audible, min_gain)
+
+
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
+def _normalise_log_gains(
+    gains: np.ndarray, mass: np.ndarray, audible: float, min_gain: float
+) -> None:  # pragma: no cover - compiled; tested through moment_shaping
+    """In place: log gains ``[N]`` -> gains relative to the largest among components with at least ``audible``
+    mass, capped at 1 and floored at ``min_gain``."""
     top = -1e300
-    for k in range(n):
-        v = math.log(gains[k]) + kappa * shelf[k]
-        gains[k] = v
-        top = max(top, v if mass[k] >= audible else -1e300)
-    for k in range(n):
+    for k in range(gains.shape[0]):
+        top = max(top, gains[k] if mass[k] >= audible else -1e300)
+    for k in range(gains.shape[0]):
         gains[k] = max(fast_exp(max(min(gains[k] - top, 0.0), -600.0)), min_gain)
