@@ -224,31 +224,33 @@ def test_floor_and_lock_equals_the_pytorch_steps() -> None:
     assert error.amax() < 0.02 and error.mean() < 3e-3
 
 
-def test_rolloff_requests_beyond_reach_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_rolloff_requests_beyond_reach_are_capped(monkeypatch: pytest.MonkeyPatch, fused: bool) -> None:
     """``ddsp-impact`` asks its lock for a roll-off of at most ROLLOFF_REACH of Nyquist (the network still
-    sees the request as it is)."""
+    sees the request as it is), on the fused and the step-by-step inference paths."""
     from neurorack.descriptors import DescriptorConfig
-    from neurorack.models import TINY_CONFIGS, build_model, ddsp_impact, model_names
+    from neurorack.models import TINY_CONFIGS, build_model, ddsp_impact, model_names, spectral_lock
     from neurorack.models.generator import ModelGenerator
     from neurorack.presets import PRESETS, impact_curves
 
-    seen: list[torch.Tensor] = []
-    real = ddsp_impact.floor_and_lock
+    seen: list[np.ndarray] = []
+    real = spectral_lock.lock_rows
 
-    def spy(bands: torch.Tensor, amps: torch.Tensor, freqs: torch.Tensor, targets: torch.Tensor, **kw: object):  # type: ignore[no-untyped-def]
-        seen.append(targets.clone())
-        return real(bands, amps, freqs, targets, **kw)  # type: ignore[arg-type]
+    def spy(*args: object, **kw: object) -> None:
+        seen.append(np.array(args[4]))  # targets [M, 7]
+        real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ddsp_impact, "floor_and_lock", spy)
+    monkeypatch.setattr(spectral_lock, "lock_rows", spy)
     model_names()
     gen = ModelGenerator(build_model("ddsp-impact", **TINY_CONFIGS["ddsp-impact"]))
+    gen.model.fused_inference = fused
     curves = impact_curves(PRESETS["hat"], DescriptorConfig(44_100, 2048, 512))
     reach = ddsp_impact.ROLLOFF_REACH * 44_100 / 2
     curves[: len(curves) // 2, 2] = 2.0 * reach
     curves[len(curves) // 2 :, 2] = 0.5 * reach
     gen.generate(curves, seed=1)
     (targets,) = seen
-    rolloff = targets[0, :, 2]
+    rolloff = targets[:, 2]
     half = rolloff.shape[0] // 2
-    assert torch.all(rolloff[:half] == np.float32(reach)) and torch.all(rolloff[-half + 1 :] == np.float32(0.5 * reach))
-    torch.testing.assert_close(targets[0, :, 5], torch.from_numpy(curves[:, 5]).repeat_interleave(gen.model.sub))
+    assert np.all(rolloff[:half] == np.float32(reach)) and np.all(rolloff[-half + 1 :] == np.float32(0.5 * reach))
+    np.testing.assert_array_equal(targets[:, 5], np.repeat(curves[:, 5], gen.model.sub))

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from neurorack.descriptors import frame_rms
 from neurorack.models.base import ImpactModel, canonical_focus
+from neurorack.models.ddsp_fused import FusedConstants, fused_applies, render_fused
 from neurorack.models.registry import register_model
 from neurorack.models.spectral_kernels import kernels_apply
 from neurorack.models.spectral_lock import centroid_tilt, floor_and_lock, focus_emphasis, moment_shaping
@@ -162,6 +163,9 @@ class DDSPImpact(ImpactModel):
         self._table: Tensor | None = None
         self.inharmonicity = 0.0  # user offset added to the learned stretch β (a knob, not a weight)
         self.lock_emphasis: np.ndarray | None = None  # the shape lock's priorities (set_focus), None: default
+        #: render through :mod:`neurorack.models.ddsp_fused` when it applies (CPU, no gradient, shape lock)
+        self.fused_inference = True
+        self.fused_constants = FusedConstants()
         for module in self.modules():
             if isinstance(module, nn.Conv1d):
                 nn.init.xavier_uniform_(module.weight)
@@ -173,6 +177,11 @@ class DDSPImpact(ImpactModel):
     band_mass: Tensor
     band_power: Tensor
     band_freq: Tensor
+
+    @property
+    def rolloff_cap(self) -> float:
+        """Largest roll-off (Hz) the shape lock is asked for: :data:`ROLLOFF_REACH` of Nyquist."""
+        return ROLLOFF_REACH * self.sample_rate / 2
 
     def set_focus(self, moved: Mapping[str, float] | None) -> None:
         """Give the moved brightness descriptors priority in the shape lock (:func:`focus_emphasis`)."""
@@ -269,6 +278,8 @@ class DDSPImpact(ImpactModel):
         return self._table
 
     def synthesize(self, descriptors: Tensor, noise: Tensor) -> Tensor:
+        if fused_applies(self, descriptors, noise):
+            return render_fused(self, descriptors, noise)
         frames = descriptors.shape[1]
         n_out = frames * self.hop_length
         c = self.controls(descriptors)
@@ -284,8 +295,8 @@ class DDSPImpact(ImpactModel):
         if self.centroid_lock or self.shape_lock:
             targets = descriptors.repeat_interleave(self.sub, dim=1)
             # a roll-off above ROLLOFF_REACH of Nyquist cannot be built: ask for the reachable one instead
-            reach = ROLLOFF_REACH * self.sample_rate / 2
-            targets = torch.cat([targets[..., :2], targets[..., 2:3].clamp_max(reach), targets[..., 3:]], dim=-1)
+            capped = targets[..., 2:3].clamp_max(self.rolloff_cap)
+            targets = torch.cat([targets[..., :2], capped, targets[..., 3:]], dim=-1)
             # the floor follows the loudest component: a frame made of partials alone still gets noise to shape
             if self.shape_lock and kernels_apply(bands, amps, freqs, targets):
                 bands, amps = floor_and_lock(

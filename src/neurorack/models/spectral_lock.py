@@ -253,19 +253,50 @@ def floor_and_lock(
         log_freqs = torch.log(freqs.clamp_min(1e-30))
     bands_out = np.empty((batch * frames, nb), dtype=np.float32)
     amps_out = np.empty((batch * frames, k), dtype=np.float32)
-    tables = [t.detach().to("cpu", torch.float64).contiguous().numpy() for t in (band_freq, band_mass, band_power)]
-    kernel: Any = _floor_and_lock  # a numba dispatcher
-    kernel(
+    lock_rows(
         rows(band_gains, nb), rows(partial_amps, k), rows(freqs, k), rows(log_freqs, k), rows(targets, 7),
-        *tables, float(partial_mass), float(floor), _emphasis(emphasis), iterations,
-        PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, TOP_SHARE,
-        bands_out, amps_out,
+        band_freq, band_mass, band_power, partial_mass=partial_mass, floor=floor, iterations=iterations,
+        emphasis=emphasis, bands_out=bands_out, amps_out=amps_out,
     )  # fmt: skip
     device = band_gains.device
     return (
         torch.from_numpy(bands_out).view(batch, frames, nb).to(device),
         torch.from_numpy(amps_out).view(batch, frames, k).to(device),
     )
+
+
+def lock_rows(
+    band_gains: np.ndarray,
+    partial_amps: np.ndarray,
+    freqs: np.ndarray,
+    log_freqs: np.ndarray,
+    targets: np.ndarray,
+    band_freq: Tensor | np.ndarray,
+    band_mass: Tensor | np.ndarray,
+    band_power: Tensor | np.ndarray,
+    *,
+    partial_mass: float,
+    floor: float,
+    bands_out: np.ndarray,
+    amps_out: np.ndarray,
+    iterations: int = 6,
+    emphasis: np.ndarray | None = None,
+) -> None:
+    """:func:`floor_and_lock` on NumPy frames, written to ``bands_out [M, nb]`` and ``amps_out [M, K]`` (float32).
+
+    ``band_gains: float32[M, nb]``, ``partial_amps, freqs, log_freqs: float32[M, K]`` (Hz, ln Hz),
+    ``targets: float32[M, 7]``; the tables as in :func:`floor_and_lock`.
+    """
+    tables = [
+        t if isinstance(t, np.ndarray) else t.detach().to("cpu", torch.float64).contiguous().numpy()
+        for t in (band_freq, band_mass, band_power)
+    ]
+    kernel: Any = _floor_and_lock  # a numba dispatcher
+    kernel(
+        band_gains, partial_amps, freqs, log_freqs, targets, *tables, float(partial_mass), float(floor),
+        _emphasis(emphasis), iterations, PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP,
+        _TOLERANCE, MIN_GAIN, TOP_SHARE, bands_out, amps_out,
+    )  # fmt: skip
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
