@@ -347,7 +347,8 @@ def _floor_and_lock(
         sigma = max(math.log1p(reach / c), 0.25)
         log_c = math.log(c)
         for b in range(nb):
-            bump = math.exp(-0.5 * ((log_band[b] - log_c) / sigma) ** 2)
+            # fast_exp (no libm call, so the loop vectorises); below e^-600 the bump is 0 to float32 anyway
+            bump = fast_exp(max(-0.5 * ((log_band[b] - log_c) / sigma) ** 2, -600.0))
             level[b] = np.float64(bands[i, b]) + floor * top * bump
             mass[b] = level[b] * band_mass[b]
         for j in range(k):
