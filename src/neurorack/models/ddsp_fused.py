@@ -293,14 +293,17 @@ def _frame_controls(
             for j in range(k):
                 log_freqs[m, j] = math.log(max(np.float64(freqs[m, j]), 1e-30))
             gain = loud * noise * 2.0
+            logits = row[k : k + nb]  # a slice, not row[k + b]: a possibly negative index stops vectorisation
             for b in range(nb):
-                bands[m, b] = gain * _sigmoid(np.float64(row[k + b]))
+                bands[m, b] = gain * _sigmoid(np.float64(logits[b]))
             for d in range(7):
                 targets[m, d] = desc[f, d]
             targets[m, 2] = min(np.float64(desc[f, 2]), reach)
             f0s[m] = f0
+        env_logits = head[f, sub * per : sub * per + env_steps]
+        env = envelope[f * env_steps : (f + 1) * env_steps]
         for e in range(env_steps):
-            envelope[f * env_steps + e] = 2.0 * _sigmoid(np.float64(head[f, sub * per + e]) + 2.0)
+            env[e] = 2.0 * _sigmoid(np.float64(env_logits[e]) + 2.0)
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)

@@ -351,10 +351,12 @@ def _floor_and_lock(
             bump = fast_exp(max(-0.5 * ((log_band[b] - log_c) / sigma) ** 2, -600.0))
             level[b] = np.float64(bands[i, b]) + floor * top * bump
             mass[b] = level[b] * band_mass[b]
+        # slices, not [nb + j]: a possibly negative index is wrapped and stops vectorisation
+        p_mass, p_f, p_log_f = mass[nb:], f[nb:], log_f[nb:]
         for j in range(k):
-            mass[nb + j] = np.float64(amps[i, j]) * partial_mass
-            f[nb + j] = freqs[i, j]
-            log_f[nb + j] = log_freqs[i, j]
+            p_mass[j] = np.float64(amps[i, j]) * partial_mass
+            p_f[j] = freqs[i, j]
+            p_log_f[j] = log_freqs[i, j]
         gains[:] = 1.0
         _solve_frame(
             mass, f, log_f, max(c_req, 20.0), bw_req, r_req, emphasis, iterations, priority_gain, above,
@@ -365,16 +367,17 @@ def _floor_and_lock(
             p = level[b] * level[b] * band_power[b]
             before += p
             after += p * gains[b] * gains[b]
+        p_gains = gains[nb:]
         for j in range(k):
             a = np.float64(amps[i, j])
             p = a * a * 0.5
             before += p
-            after += p * gains[nb + j] * gains[nb + j]
+            after += p * p_gains[j] * p_gains[j]
         keep = math.sqrt((before + 1e-20) / (after + 1e-20))
         for b in range(nb):
             bands_out[i, b] = level[b] * gains[b] * keep
         for j in range(k):
-            amps_out[i, j] = np.float64(amps[i, j]) * gains[nb + j] * keep
+            amps_out[i, j] = np.float64(amps[i, j]) * p_gains[j] * keep
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
