@@ -462,23 +462,40 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None) -> LoadedMode
     return LoadedModel(model, meta, anchors, path, prior)
 
 
-def export_with_prior(
-    source: str | os.PathLike[str], out: str | os.PathLike[str], prior: DescriptorPrior | None
-) -> Path:
-    """Write a copy of the model file ``source`` to ``out`` with ``prior`` as its descriptor prior (None: without one).
-
-    Weights, statistics, anchors (with their labels) and the training record are copied unchanged; the
-    file gets a new checksum and creation time. For files exported before the prior existed.
+def copy_target(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The resolved model file ``source`` and the file a copy to ``out`` is written to.
 
     Raises:
-        ModelFileError: ``source`` is not a loadable model file.
-        NeurorackError: ``out`` is ``source`` (a user's file is never rewritten in place), or unwritable.
+        ModelFileError: ``source`` does not exist.
+        NeurorackError: the copy would overwrite ``source`` (a user's file is never rewritten in place).
     """
     src = resolve_model_path(source)
     target = model_file_path(out)
     if target.resolve() == src.resolve():
         raise NeurorackError(f"{target}: choose another --out; the source model file is never rewritten")
-    loaded = load_model(src)
+    return src, target
+
+
+def export_with_prior(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    prior: DescriptorPrior | None,
+    *,
+    loaded: LoadedModel | None = None,
+) -> Path:
+    """Write a copy of the model file ``source`` to ``out`` with ``prior`` as its descriptor prior (None: without one).
+
+    Weights, statistics, anchors (with their labels) and the training record are copied unchanged; the
+    file gets a new checksum and creation time. For files exported before the prior existed.
+    ``loaded``: ``source`` already loaded by the caller (it is then not read again).
+
+    Raises:
+        ModelFileError: ``source`` is not a loadable model file.
+        NeurorackError: ``out`` is ``source`` (a user's file is never rewritten in place), or unwritable.
+    """
+    src, target = copy_target(source, out)
+    if loaded is None:
+        loaded = load_model(src)
     meta = loaded.metadata
     info = {
         e["name"]: {k: v for k, v in e.items() if k not in ("name", "frames")}

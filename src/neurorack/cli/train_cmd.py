@@ -236,11 +236,12 @@ def export_command(
 
 def _export_prior(source: Path, out: Path | None, corpus_dir: Path | None) -> None:
     from neurorack.corpus import Corpus
-    from neurorack.model_file import export_with_prior, load_model
+    from neurorack.model_file import copy_target, export_with_prior, load_model
     from neurorack.training.run import fit_prior
 
     if corpus_dir is None or out is None:
         raise NeurorackError("a model file needs --corpus (the sounds to fit its prior on) and --out (the copy)")
+    copy_target(source, out)  # refuse to overwrite the source before the fit, not after
     model = load_model(source)
     corpus = Corpus.open(corpus_dir)
     prior = fit_prior(model.model, corpus.sounds("train") or corpus.sounds())
@@ -249,7 +250,7 @@ def _export_prior(source: Path, out: Path | None, corpus_dir: Path | None) -> No
             f"no prior for {source}: its model ({model.name}) takes no moved-knob hint, "
             f"or {corpus_dir} has too few sounds"
         )
-    path = export_with_prior(source, out, prior)
+    path = export_with_prior(source, out, prior, loaded=model)
     console.print(f"model: {path} ({prior})", highlight=False)
 
 
