@@ -43,6 +43,7 @@ import torch
 
 from neurorack.descriptors import DESCRIPTOR_NAMES, loud_frames
 from neurorack.errors import NeurorackError
+from neurorack.numba_math import fast_exp
 
 #: Descriptors the prior models, in this order (log of each).
 PRIOR_COLUMNS: tuple[str, ...] = ("rms", "zcr", "rolloff", "flatness", "bandwidth", "centroid")
@@ -184,14 +185,16 @@ class DescriptorPrior:
         return cls(mixture.weights_, mixture.means_, mixture.covariances_)
 
     def _scores(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per hypothesis, component and frame: log density ``[H, K, F]`` and ``(Σ⁻¹(x - μ))_j`` ``[H, K, F]`` for
-        the descriptor ``j`` each move hypothesis moves (compiled: the batched products cost ~3x more)."""
+        """Per hypothesis: mean log-likelihood per frame ``[H]`` and the posterior mean of the move it makes
+        (nepers; 0 for "nothing moved") ``[H]``, for ``feats [F, 6]`` (one compiled pass)."""
         count = len(self.hypotheses)
-        logp = np.empty((count, self.components, feats.shape[0]))
-        solved = np.empty_like(logp)
+        mean_ll, moves = np.empty(count), np.empty(count)
         kernel: Any = _mixture_scores  # numba dispatcher
-        kernel(np.ascontiguousarray(feats), self.means, self._inv, self._const, self._moved_column, logp, solved)
-        return logp, solved
+        kernel(
+            np.ascontiguousarray(feats), self.means, self._inv, self._const, self._moved_column, self.move_std**2,
+            mean_ll, moves,
+        )  # fmt: skip
+        return mean_ll, moves
 
     def guess(self, curves: np.ndarray) -> MoveGuess:
         """Read which of :data:`MOVABLE` (if any) was moved away from its natural relation to the others.
@@ -205,19 +208,13 @@ class DescriptorPrior:
         feats = prior_features(curves)
         if feats.shape[0] == 0:
             return MoveGuess(None, 1.0, 0.0, {})
-        logp, solved = self._scores(feats)
-        top = logp.max(axis=1, keepdims=True)
-        frame_ll = top[:, 0] + np.log(np.exp(logp - top).sum(axis=1))  # [H, F]
-        mean_ll = frame_ll.mean(axis=1)
+        mean_ll, moves = self._scores(feats)
         scores = {h: float(v) for h, v in zip(self.hypotheses, mean_ll, strict=True)}
         best = 1 + int(np.argmax(mean_ll[1:]))
         margin = float(mean_ll[best] - mean_ll[0])
         if margin <= self.margin:
             return MoveGuess(None, 1.0, margin, scores)
-        name = self.hypotheses[best]
-        resp = np.exp(logp[best] - frame_ll[best][None, :])  # [K, F] responsibilities
-        move = float(np.mean((resp * solved[best]).sum(axis=0))) * self.move_std**2
-        return MoveGuess(name, math.exp(move), margin, scores)
+        return MoveGuess(self.hypotheses[best], math.exp(float(moves[best])), margin, scores)
 
     def focus(self, curves: np.ndarray) -> dict[str, float]:
         """The guess as a :meth:`~neurorack.generators.base.Generator.focus` hint: ``{name: ratio}`` or ``{}``."""
@@ -270,17 +267,25 @@ def _mixture_scores(
     inv: np.ndarray,
     const: np.ndarray,
     moved_column: np.ndarray,
-    logp: np.ndarray,
-    solved: np.ndarray,
+    move_var: float,
+    mean_ll: np.ndarray,
+    moves: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; tested through DescriptorPrior.guess
-    """``feats [F, D]``, ``means [K, D]``, inverse covariances ``inv [H, K, D, D]``, ``const [H, K]`` ->
-    ``logp [H, K, F] = const - ½ rᵀ Σ⁻¹ r`` and ``solved [H, K, F] = (Σ⁻¹ r)[moved_column[h]]``, ``r = x - μ``.
-    The inner loops run over frames, so they vectorise."""
+    """Score every hypothesis ``h`` on ``feats [F, D]``: the mixture with ``means [K, D]``, inverse covariances
+    ``inv [H, K, D, D]`` and log normalisers ``const [H, K]``.
+
+    Writes ``mean_ll [H]``: the mean over frames of ``log Σ_k exp(const - ½ rᵀ Σ⁻¹ r)`` (``r = x - μ_k``), and
+    ``moves [H]``: the mean over frames of the posterior mean move of descriptor ``moved_column[h]``,
+    ``move_var · Σ_k resp_k (Σ⁻¹ r)_j`` (0 for ``h = 0``, "nothing moved"). The inner loops run over
+    frames, so they vectorise.
+    """
     frames, dims = feats.shape
     hypotheses, components = const.shape
     r = np.empty((dims, frames))
     row = np.empty(frames)
     quad = np.empty(frames)
+    logp = np.empty((hypotheses, components, frames))
+    solved = np.empty((hypotheses, components, frames))
     for k in range(components):
         for d in range(dims):
             for f in range(frames):
@@ -299,3 +304,25 @@ def _mixture_scores(
                     solved[h, k, :] = row
             for f in range(frames):
                 logp[h, k, f] = const[h, k] - 0.5 * quad[f]
+    top = np.empty(frames)
+    norm = np.empty(frames)
+    for h in range(hypotheses):
+        top[:] = -np.inf
+        norm[:] = 0.0
+        for k in range(components):
+            for f in range(frames):
+                top[f] = max(top[f], logp[h, k, f])
+        for k in range(components):
+            for f in range(frames):
+                norm[f] += fast_exp(max(logp[h, k, f] - top[f], -600.0))
+        total_ll = 0.0
+        for f in range(frames):
+            top[f] += math.log(norm[f])  # the frame's log-likelihood
+            total_ll += top[f]
+        total_move = 0.0
+        if h > 0:
+            for k in range(components):
+                for f in range(frames):
+                    total_move += fast_exp(max(logp[h, k, f] - top[f], -600.0)) * solved[h, k, f]
+        mean_ll[h] = total_ll / frames
+        moves[h] = move_var * total_move / frames

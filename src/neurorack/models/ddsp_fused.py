@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from neurorack.descriptors import N_DESCRIPTORS
 from neurorack.models import spectral_lock
 from neurorack.models.base import LOG_DESCRIPTORS, LOG_FLOOR
-from neurorack.models.spectral_kernels import FAST_MATH, fast_exp, phases_rows
+from neurorack.models.spectral_kernels import phases_rows
+from neurorack.numba_math import FAST_MATH, fast_exp
 
 if TYPE_CHECKING:
     from neurorack.models.ddsp_impact import DDSPImpact

@@ -74,7 +74,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neurorack.models.spectral_kernels import FAST_MATH, fast_exp
+from neurorack.numba_math import FAST_MATH, fast_exp
 
 #: Share of the magnitude that lies above the roll-off frequency (librosa's roll_percent 0.85).
 ABOVE_ROLLOFF = 0.15
