@@ -34,38 +34,6 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def add_partials(
-    out: Tensor,
-    freqs: Tensor,
-    amps: Tensor,
-    phases: Tensor,
-    rows: Tensor,
-    lobe: Tensor,
-    *,
-    bins_per_hz: float,
-    max_hz: float,
-    half_width: int,
-    oversample: int,
-    image_partials: int,
-) -> None:
-    """Add windowed sinusoids to ``out: [B, M, bins, 2]`` in place (see ``SpectralSynth.partial_spectra``).
-
-    ``freqs, amps, phases: [B, M, K]`` (Hz, peak amplitude, radians at the frame centre); ``rows`` and
-    ``lobe`` are the synth's lobe tables.
-    """
-    if not out.is_contiguous():
-        raise ValueError("out must be contiguous")
-    batch, frames, k = freqs.shape
-    if k == 0 or batch * frames == 0:
-        return
-    add_partials_rows(
-        out.detach().numpy().reshape(batch * frames, out.shape[2], 2),
-        _np(freqs).reshape(-1, k), _np(amps).reshape(-1, k), _np(phases).reshape(-1, k), _np(rows), _np(lobe),
-        bins_per_hz=bins_per_hz, max_hz=max_hz, half_width=half_width, oversample=oversample,
-        image_partials=image_partials,
-    )  # fmt: skip
-
-
 def add_partials_rows(
     out: np.ndarray,
     freqs: np.ndarray,
@@ -80,7 +48,11 @@ def add_partials_rows(
     oversample: int,
     image_partials: int,
 ) -> None:
-    """:func:`add_partials` on NumPy frames: ``out: float32[M, bins, 2]``, ``freqs, amps, phases: float32[M, K]``."""
+    """Add windowed sinusoids to the spectra ``out: float32[M, bins, 2]`` in place (``SpectralSynth.partial_spectra``).
+
+    ``freqs, amps, phases: float32[M, K]`` (Hz, peak amplitude, radians at the frame centre); ``rows`` and
+    ``lobe`` are the synth's lobe tables.
+    """
     frames, k = freqs.shape
     if k == 0 or frames == 0:
         return

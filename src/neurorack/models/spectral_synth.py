@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from neurorack.models.spectral_kernels import (
-    add_partials,
     add_partials_rows,
     band_noise,
     band_noise_rows,
@@ -140,12 +139,12 @@ class SpectralSynth(nn.Module):
         """
         if out is None:
             out = freqs.new_zeros(freqs.shape[0], freqs.shape[1], self.n_bins, 2)
+        k = freqs.shape[-1]
+        if k == 0:
+            return out
         if kernels_apply(out, freqs, amps, phases) and out.is_contiguous():
-            add_partials(
-                out, freqs, amps, phases, self.rows, self.lobe,
-                bins_per_hz=self.n_fft / self.sample_rate, max_hz=self.max_partial_hz,
-                half_width=self.half_width, oversample=self.oversample, image_partials=self.image_partials,
-            )  # fmt: skip
+            rows = [t.detach().contiguous().numpy().reshape(-1, k) for t in (freqs, amps, phases)]
+            self.add_partial_rows(out.detach().numpy().reshape(-1, self.n_bins, 2), *rows)
             return out
         batch, frames, n_partials = freqs.shape
         hw = self.half_width
