@@ -43,11 +43,13 @@ demo: setup
 
 test: setup-dev sysdeps
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: setup-dev
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
 
 clean:

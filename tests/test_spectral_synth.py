@@ -33,8 +33,13 @@ def test_gliding_partial_follows_frequency() -> None:
     frames = 160
     freqs = torch.linspace(200, 800, frames).reshape(1, frames, 1)
     amps = torch.full((1, frames, 1), 0.5)
-    out = synth(freqs, amps, accumulate_phase(freqs, synth.hop, SR), torch.zeros(1, frames, 64),
-                torch.zeros(1, frames, synth.n_bins, 2))[0].numpy()
+    out = synth(
+        freqs,
+        amps,
+        accumulate_phase(freqs, synth.hop, SR),
+        torch.zeros(1, frames, 64),
+        torch.zeros(1, frames, synth.n_bins, 2),
+    )[0].numpy()
     half = synth.n_fft // 2
     for m in (20, 80, 140):
         seg = out[half + m * synth.hop - 1024 : half + m * synth.hop + 1024]

@@ -68,8 +68,13 @@ def demo_command(
         ratios = np.median(measured[mask] / np.maximum(curves[mask], 1e-9), axis=0)
         table.add_row(name, *(f"{r:.2f}" for r in ratios))
         plot_descriptors(
-            [curves, measured], ["requested", "measured"], gen.sample_rate, gen.hop_length,
-            out / f"{name}.png", audio=audio, title=f"{name} ({gen.name})",
+            [curves, measured],
+            ["requested", "measured"],
+            gen.sample_rate,
+            gen.hop_length,
+            out / f"{name}.png",
+            audio=audio,
+            title=f"{name} ({gen.name})",
         )
         err_console.print(f"wrote {wav} and {out / (name + '.png')}")
     console.print(table)

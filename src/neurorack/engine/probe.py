@@ -134,6 +134,7 @@ class JackCapture(_ProbeClient):
                 return stamp + start + int(hits[0])
         return None
 
+
 class JackMidiSender(_ProbeClient):
     """A client with one MIDI output port connected to ``destination`` (e.g. ``neurorack:midi_in``).
 
@@ -171,6 +172,7 @@ class JackMidiSender(_ProbeClient):
         if not self._event.wait(timeout):
             raise TimeoutError("the JACK MIDI sender did not run")
         return self.sent_frames[-1]
+
 
 class JackGateSender(_ProbeClient):
     """A client with one audio output port (e.g. into ``neurorack:gate_1``) that holds a DC level,

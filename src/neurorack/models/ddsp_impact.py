@@ -299,11 +299,12 @@ class DDSPImpact(ImpactModel):
             targets = torch.cat([targets[..., :2], capped, targets[..., 3:]], dim=-1)
             # the floor follows the loudest component: a frame made of partials alone still gets noise to shape
             if self.shape_lock and kernels_apply(bands, amps, freqs, targets):
+                # the three steps below in one compiled pass
                 bands, amps = floor_and_lock(
                     bands, amps, freqs, targets, band_freq=self.band_freq, band_mass=self.band_mass,
                     band_power=self.band_power, partial_mass=self.partial_mass, floor=self.tilt_floor,
                     emphasis=self.lock_emphasis,
-                )  # fmt: skip  (the three steps below in one compiled pass)
+                )  # fmt: skip
             else:
                 if self.shape_lock:
                     bands = bands + self._target_floor(torch.cat([bands, amps], dim=-1), targets)
