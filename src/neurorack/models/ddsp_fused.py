@@ -2,8 +2,8 @@
 
 At inference a 1 s hit is ~90 frames, and the step-by-step path of
 :meth:`~neurorack.models.ddsp_impact.DDSPImpact.synthesize` spends more time dispatching its ~700
-small tensor operations than computing (measured on this 2-core VM: 3.6 ms per 1 s hit, of which the
-compiled kernels and the frame network take ~1.5 ms). This path computes the same audio with
+small tensor operations than computing (measured on this 2-core VM: ~4 ms per 1 s hit in a slow phase,
+of which the compiled kernels and the frame network took ~1.5 ms). This path computes the same audio with
 
 1. the frame network as matrix products in ``[frames, channels]`` layout (each kernel-3
    convolution unfolded into one product: PyTorch's CPU ``conv1d`` takes its slow im2col path on
@@ -39,9 +39,6 @@ from neurorack.numba_math import FAST_MATH, fast_exp
 
 if TYPE_CHECKING:
     from neurorack.models.ddsp_impact import DDSPImpact
-
-#: LeakyReLU slope of the frame network.
-_SLOPE = 0.2
 
 
 def fused_applies(model: DDSPImpact, descriptors: Tensor, noise: Tensor) -> bool:
@@ -130,10 +127,11 @@ def network_outputs(model: DDSPImpact, descriptors: np.ndarray, constants: Fused
     kernel(descriptors, constants.mean, constants.std, constants.log_columns, LOG_FLOOR, features)
     layers = constants.layers
     h = _layer(features, layers[0], 1.0)
-    for i in range(len(model.blocks)):
-        inner = _layer(h.numpy(), layers[1 + 2 * i], _SLOPE)
-        h += _layer(inner.numpy(), layers[2 + 2 * i], _SLOPE)
-    return _layer(h.numpy(), layers[-1], _SLOPE).numpy()
+    for i, block in enumerate(model.blocks):
+        slope = float(block.act.negative_slope)  # type: ignore[union-attr,arg-type]
+        inner = _layer(h.numpy(), layers[1 + 2 * i], slope)
+        h += _layer(inner.numpy(), layers[2 + 2 * i], slope)
+    return _layer(h.numpy(), layers[-1], float(model.act.negative_slope)).numpy()
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
