@@ -14,6 +14,9 @@ Processing", ICLR 2020) adapted to impacts and to CPU speed:
 * loudness is explicit: every amplitude is proportional to the requested rms,
   so the loudness control is structural rather than learned.
 
+Without gradients on the CPU the same function is rendered by :mod:`neurorack.models.ddsp_fused`
+(a few compiled passes instead of ~700 small tensor operations; ``fused_inference = False`` turns it off).
+
 Shapes: descriptors ``[B, F, 7]`` in physical units -> audio ``[B, F * hop]``.
 """
 
