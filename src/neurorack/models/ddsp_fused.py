@@ -31,9 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurorack.descriptors import N_DESCRIPTORS
 from neurorack.models import spectral_lock
-from neurorack.models.base import LOG_DESCRIPTORS, LOG_FLOOR
 from neurorack.models.spectral_kernels import phases_rows
 from neurorack.numba_math import FAST_MATH, fast_exp
 
@@ -54,7 +52,7 @@ class FusedConstants:
     ``layers``: the frame network's convolutions as ``(W [k · in, out], b [out], k)``; a kernel-``k``
     convolution (padding ``k // 2``, no dilation) of ``x: [F, in]`` is then ``unfold(x) @ W + b`` with
     ``unfold(x)[f] = [x[f - k//2], ..., x[f + k//2]]`` (zero outside). ``tables``: the lock's band tables
-    (float64), ``phase0`` (float64), the descriptor statistics (float32), as NumPy arrays.
+    (float64) and ``phase0`` (float64), as NumPy arrays.
     """
 
     def __init__(self) -> None:
@@ -64,8 +62,6 @@ class FusedConstants:
         self.layers: list[tuple[Tensor, Tensor, int]] = []
         self.tables: tuple[np.ndarray, ...] = ()
         self.phase0 = np.zeros(0)
-        self.mean = self.std = np.zeros(0, dtype=np.float32)
-        self.log_columns = np.array([i in LOG_DESCRIPTORS for i in range(N_DESCRIPTORS)])
 
     def get(self, model: DDSPImpact) -> FusedConstants:
         """These constants, up to date with ``model``.
@@ -76,8 +72,7 @@ class FusedConstants:
         """
         buffer_ids = tuple(map(id, model._buffers.values()))
         if buffer_ids != self._buffer_ids:
-            self._sources = [model.desc_mean, model.desc_std, model.band_freq, model.band_mass, model.band_power]
-            self._sources += [model.phase0]
+            self._sources = [model.band_freq, model.band_mass, model.band_power, model.phase0]
             self._sources += [t for c in _convolutions(model) for t in (c.weight, c.bias) if t is not None]
             self._buffer_ids = buffer_ids
         key = tuple((t.data_ptr(), t._version) for t in self._sources)
@@ -85,7 +80,6 @@ class FusedConstants:
             self.layers = [self._matrix(c) for c in _convolutions(model)]
             self.tables = tuple(_numpy(t, np.float64) for t in (model.band_freq, model.band_mass, model.band_power))
             self.phase0 = _numpy(model.phase0, np.float64)
-            self.mean, self.std = _numpy(model.desc_mean, np.float32), _numpy(model.desc_std, np.float32)
             self._key = key
         return self
 
@@ -122,9 +116,7 @@ def network_outputs(model: DDSPImpact, descriptors: np.ndarray, constants: Fused
 
     Matrix products by PyTorch (they follow its thread setting), the rest in numba.
     """
-    features = np.empty(descriptors.shape, dtype=np.float32)
-    kernel: Any = _features  # numba dispatcher
-    kernel(descriptors, constants.mean, constants.std, constants.log_columns, LOG_FLOOR, features)
+    features = model.normalize(torch.from_numpy(descriptors)).numpy()
     layers = constants.layers
     h = _layer(features, layers[0], 1.0)
     for i, block in enumerate(model.blocks):
@@ -132,20 +124,6 @@ def network_outputs(model: DDSPImpact, descriptors: np.ndarray, constants: Fused
         inner = _layer(h.numpy(), layers[1 + 2 * i], slope)
         h += _layer(inner.numpy(), layers[2 + 2 * i], slope)
     return _layer(h.numpy(), layers[-1], float(model.act.negative_slope)).numpy()
-
-
-@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
-def _features(
-    desc: np.ndarray, mean: np.ndarray, std: np.ndarray, log_columns: np.ndarray, floor: float, out: np.ndarray
-) -> None:  # pragma: no cover - compiled; tested against the step-by-step path
-    """``ImpactModel.normalize`` of ``desc: [F, 7]``: log of the ``log_columns`` (floored), then z-scores."""
-    frames, width = desc.shape
-    for f in range(frames):
-        for d in range(width):
-            v = float(desc[f, d])
-            if log_columns[d]:
-                v = math.log(max(v, floor))
-            out[f, d] = (np.float32(v) - mean[d]) / std[d]
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
