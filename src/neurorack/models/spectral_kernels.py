@@ -108,32 +108,6 @@ def _add_partials(
                     out[m, j, 1] += cr * l1 - ci * l0
 
 
-def band_noise(
-    noise: Tensor,
-    band_gains: Tensor,
-    band_runs: Tensor,
-    band_weights: Tensor,
-    f0: Tensor | None,
-    depth: float,
-    bin_hz: float,
-) -> Tensor:
-    """Filtered noise spectra: ``noise [B, M, bins, 2]`` times the band gains ``[B, M, nb]`` interpolated to
-    the bins, times ``harmonic_comb(f0 [B, M], depth)`` when ``f0`` is given (see ``SpectralSynth.noise_spectra``).
-
-    ``band_runs``, ``band_weights``: the band matrix as :func:`band_pairs` describes it. The comb's cosine
-    comes from an inline polynomial (:func:`cos_sin_turns`), not one libm call per bin.
-    """
-    batch, frames, bins, _ = noise.shape
-    nb = band_gains.shape[-1]
-    rows = batch * frames
-    f0_rows = np.zeros(rows) if f0 is None else _np(f0).reshape(-1).astype(np.float64)
-    out = band_noise_rows(
-        _np(noise).reshape(rows, bins, 2), _np(band_gains).reshape(rows, nb), _np(band_runs), _np(band_weights),
-        f0_rows, depth if f0 is not None else 0.0, bin_hz,
-    )  # fmt: skip
-    return torch.from_numpy(out).view(batch, frames, bins, 2)
-
-
 def band_noise_rows(
     noise: np.ndarray,
     band_gains: np.ndarray,
@@ -143,8 +117,11 @@ def band_noise_rows(
     depth: float,
     bin_hz: float,
 ) -> np.ndarray:
-    """:func:`band_noise` on NumPy frames: ``noise: float32[M, bins, 2]``, ``band_gains: float32[M, nb]``,
-    ``f0: float64[M]`` Hz (unused when ``depth`` is 0). Returns new ``float32[M, bins, 2]`` spectra."""
+    """Filtered noise spectra (``SpectralSynth.noise_spectra``): ``noise: float32[M, bins, 2]`` times the band gains
+    ``float32[M, nb]`` interpolated to the bins, times the harmonic comb of ``f0: float64[M]`` Hz at ``depth``
+    (none when 0). ``band_runs``, ``band_weights``: the band matrix as :func:`band_pairs` describes it; the
+    comb's cosine comes from an inline polynomial (:func:`cos_sin_turns`), not one libm call per bin.
+    Returns new ``float32[M, bins, 2]`` spectra."""
     out = np.empty(noise.shape, dtype=np.float32)
     kernel: Any = _band_noise  # numba dispatcher
     kernel(noise, band_gains, band_runs, band_weights, f0, depth, bin_hz, out)

@@ -24,7 +24,6 @@ from torch import Tensor, nn
 
 from neurorack.models.spectral_kernels import (
     add_partials_rows,
-    band_noise,
     band_noise_rows,
     band_pairs,
     kernels_apply,
@@ -204,8 +203,16 @@ class SpectralSynth(nn.Module):
         """
         comb_f0 = comb_f0 if comb_depth > 0 else None
         if kernels_apply(noise, band_gains) and (comb_f0 is None or kernels_apply(comb_f0)):
-            bin_hz = self.sample_rate / self.n_fft
-            return band_noise(noise, band_gains, self.band_runs, self.band_weights, comb_f0, comb_depth, bin_hz)
+            batch, frames, bins, _ = noise.shape
+            rows = batch * frames
+            f0 = np.zeros(rows) if comb_f0 is None else comb_f0.detach().reshape(-1).to(torch.float64).numpy()
+            out = self.noise_rows(
+                noise.detach().contiguous().numpy().reshape(rows, bins, 2),
+                band_gains.detach().contiguous().numpy().reshape(rows, -1),
+                f0,
+                comb_depth if comb_f0 is not None else 0.0,
+            )
+            return torch.from_numpy(out).view(batch, frames, bins, 2)
         gains = band_gains @ self.bands
         if comb_f0 is not None:
             gains = gains * self.harmonic_comb(comb_f0, comb_depth)
