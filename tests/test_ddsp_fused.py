@@ -13,11 +13,11 @@ import torch
 import neurorack as nr
 from neurorack.descriptors import DescriptorConfig
 from neurorack.models import TINY_CONFIGS, build_model, model_names
-from neurorack.models.ddsp_fused import fused_applies
-from neurorack.models.ddsp_impact import DDSPImpact
-from neurorack.models.spectral_kernels import band_pairs
-from neurorack.models.spectral_synth import log_band_matrix
-from neurorack.presets import PRESETS, impact_curves
+from neurorack.models.impact.ddsp_fused import fused_applies
+from neurorack.models.impact.ddsp_impact import DDSPImpact
+from neurorack.models.impact.presets import PRESETS, impact_curves
+from neurorack.models.impact.spectral_kernels import band_pairs
+from neurorack.models.impact.spectral_synth import log_band_matrix
 
 CONFIG = DescriptorConfig(44_100, 2048, 512)
 

@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from neurorack.cli import main
-from neurorack.descriptor_prior import (
+from neurorack.curves.descriptor_prior import (
     FRAMES_PER_COMPONENT,
     MOVABLE,
     PRIOR_COLUMNS,

@@ -14,7 +14,7 @@ import torch
 from neurorack.cli import main
 from neurorack.cli.eval_cmd import DEFAULT_CONTROL_LIMIT as CLI_CONTROL_LIMIT
 from neurorack.corpus import Corpus, build_corpus
-from neurorack.descriptor_prior import DescriptorPrior
+from neurorack.curves.descriptor_prior import DescriptorPrior
 from neurorack.descriptors import DescriptorConfig, describe
 from neurorack.errors import NeurorackError
 from neurorack.evaluation import (

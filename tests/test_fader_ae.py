@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neurorack.models import TINY_CONFIGS, build_model
-from neurorack.models.fader_ae import ConditionalVAE, FaderAE, default_ratios
+from neurorack.models.autoencoder.fader_ae import ConditionalVAE, FaderAE, default_ratios
 from neurorack.models.registry import rebuild_model
 from neurorack.training.fader_module import kl_divergence, ramp
 from neurorack.training.latent_adversary import (

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 import neurorack as nr
-from neurorack.anchors import edit_curves, edit_ratios
+from neurorack.curves.anchors import edit_curves, edit_ratios
 from neurorack.descriptors import DescriptorConfig
 from neurorack.errors import NeurorackError
 from neurorack.generators.registry import build_baseline
 from neurorack.metrics import control_response
 from neurorack.models.generator import ModelGenerator
+from neurorack.models.impact.presets import PRESETS, impact_curves
+from neurorack.models.impact.spectral_lock import EMPHASIS, FOCUS_GAIN, focus_emphasis
 from neurorack.models.registry import TINY_CONFIGS, build_model, model_names
-from neurorack.models.spectral_lock import EMPHASIS, FOCUS_GAIN, focus_emphasis
-from neurorack.presets import PRESETS, impact_curves
 
 
 def _curves() -> np.ndarray:

@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from neurorack.anchors import edit_curves, edit_ratios, position_curves
 from neurorack.cli import main
+from neurorack.curves.anchors import edit_curves, edit_ratios, position_curves
 from neurorack.model_file import export_model, load_model
 from neurorack.models import TINY_CONFIGS, build_model, model_names
-from neurorack.presets import PRESETS, impact_curves
+from neurorack.models.impact.presets import PRESETS, impact_curves
 
 
 @pytest.fixture(scope="module")

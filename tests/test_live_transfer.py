@@ -28,8 +28,8 @@ from neurorack.engine.jack_server import JackDummyServer, jackd_path
 from neurorack.engine.live_transfer import LiveTransfer
 from neurorack.errors import NeurorackError
 from neurorack.model_file import LoadedModel, load_model
-from neurorack.models.fader_ae import FaderAE
-from neurorack.transfer import transfer_curves
+from neurorack.models.autoencoder.fader_ae import FaderAE
+from neurorack.models.transfer import transfer_curves
 
 SR = 44_100
 #: Audio period of the by-hand and null-backend tests.

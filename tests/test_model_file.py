@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 import neurorack as nr
 from neurorack import model_file
-from neurorack.anchors import (
+from neurorack.curves.anchors import (
     edit_curves,
     interpolate_curves,
     parse_edits,
@@ -26,7 +26,7 @@ from neurorack.descriptors import DescriptorConfig
 from neurorack.errors import ModelFileError, NeurorackError
 from neurorack.model_file import FORMAT_VERSION, LoadedModel, export_model, load_model, tensor_digest
 from neurorack.models import TINY_CONFIGS, ImpactModel, ModelGenerator, build_model, model_names
-from neurorack.presets import PRESETS, ImpactShape, impact_curves
+from neurorack.models.impact.presets import PRESETS, ImpactShape, impact_curves
 
 
 def tiny_model(name: str) -> ImpactModel:

@@ -12,8 +12,9 @@ from torch.nn import functional as F
 
 from neurorack.descriptors import N_DESCRIPTORS
 from neurorack.errors import NeurorackError
-from neurorack.models import TINY_CONFIGS, ImpactModel, ModelGenerator, build_model, model_names, sinc_nsf
-from neurorack.models.sinc_nsf import (
+from neurorack.models import TINY_CONFIGS, GeneratorKind, ImpactModel, ModelGenerator, build_model, model_names
+from neurorack.models.impact import sinc_nsf
+from neurorack.models.impact.sinc_nsf import (
     CondModuleHnSincNSF,
     NeuralFilterBlock,
     SincNSF,
@@ -84,7 +85,7 @@ def test_config_rebuilds_same_architecture(name: str) -> None:
 def test_backward_gives_finite_gradients(name: str) -> None:
     model = tiny(name).train()
     curves = random_descriptors(2, 5, model.sample_rate, seed=1)
-    if getattr(model, "autoencoder", False):  # trained through its encoder: audio -> latent -> audio
+    if model.kind is GeneratorKind.TRANSFER:  # trained through its encoder: audio -> latent -> audio
         source = 0.1 * torch.randn(2, 5 * model.hop_length, generator=torch.Generator().manual_seed(1))
         audio = model.autoencode(source, curves)["audio"]  # type: ignore[operator]
     else:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurorack.models.spectral_lock import ABOVE_ROLLOFF, centroid_tilt, focus_emphasis, moment_shaping
+from neurorack.models.impact.spectral_lock import ABOVE_ROLLOFF, centroid_tilt, focus_emphasis, moment_shaping
 
 #: A component layout like ddsp-impact's: 64 log-spaced noise bands plus 32 harmonics of 200 Hz.
 FREQS = torch.cat([torch.tensor(np.geomspace(40.0, 22_050.0, 64), dtype=torch.float32), 200.0 * torch.arange(1, 33)])
@@ -195,7 +195,7 @@ def test_floor_and_lock_equals_the_pytorch_steps() -> None:
     of the shelf, the solver then takes another path to another point of the same valley (one frame of
     the anchor: gains up to 57 % apart, centroid 0.2 % apart), and the warm start carries that on."""
     import neurorack as nr
-    from neurorack.models.spectral_lock import floor_and_lock
+    from neurorack.models.impact.spectral_lock import floor_and_lock
 
     model = nr.load_model().model
     curves = torch.from_numpy(nr.load_model().anchors[nr.load_model().anchor_names[0]][:40].copy())[None]
@@ -229,9 +229,10 @@ def test_rolloff_requests_beyond_reach_are_capped(monkeypatch: pytest.MonkeyPatc
     """``ddsp-impact`` asks its lock for a roll-off of at most ROLLOFF_REACH of Nyquist (the network still
     sees the request as it is), on the fused and the step-by-step inference paths."""
     from neurorack.descriptors import DescriptorConfig
-    from neurorack.models import TINY_CONFIGS, build_model, ddsp_impact, model_names, spectral_lock
+    from neurorack.models import TINY_CONFIGS, build_model, model_names
     from neurorack.models.generator import ModelGenerator
-    from neurorack.presets import PRESETS, impact_curves
+    from neurorack.models.impact import ddsp_impact, spectral_lock
+    from neurorack.models.impact.presets import PRESETS, impact_curves
 
     seen: list[np.ndarray] = []
     real = spectral_lock.lock_rows

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase, hann_lobe_table, log_band_matrix
+from neurorack.models.impact.spectral_synth import SpectralSynth, accumulate_phase, hann_lobe_table, log_band_matrix
 
 SR = 44_100
 

@@ -1,4 +1,4 @@
-"""``neurorack transfer`` and :mod:`neurorack.transfer`: round trips with a tiny fader-ae, clean failures."""
+"""``neurorack transfer`` and :mod:`neurorack.models.transfer`: round trips with a tiny fader-ae, clean failures."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from neurorack.cli import main
 from neurorack.descriptors import describe_with
 from neurorack.errors import NeurorackError
 from neurorack.model_file import load_model
-from neurorack.models.fader_ae import FaderAE
-from neurorack.transfer import BLOCK_FRAMES, transfer
+from neurorack.models.autoencoder.fader_ae import FaderAE
+from neurorack.models.transfer import BLOCK_FRAMES, transfer
 
 SR = 44_100
 

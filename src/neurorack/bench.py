@@ -67,6 +67,7 @@ from neurorack.metrics.speed import (
     realtime_factor,
     streaming_factor,
 )
+from neurorack.models.base import TransferModel
 
 if TYPE_CHECKING:
     from neurorack.corpus import Corpus
@@ -260,7 +261,7 @@ def run_bench(
         say(gen.name)
         kind = "baseline" if gen.name in BASELINES else "model"
         ae = getattr(gen, "model", None)
-        if getattr(ae, "autoencoder", False):  # an autoencoder is timed as it runs live: streaming transfer
+        if isinstance(ae, TransferModel):  # the transfer kind is timed as it runs live: streaming transfer
             result = dataclasses.replace(streaming_factor(ae, seconds, repeats, threads), name=gen.name)
             note = f"streaming transfer, {STREAM_BLOCK}-sample blocks"
             rows.append(BenchRow.from_speed(result, kind, gen.sample_rate, note))

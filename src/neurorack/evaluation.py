@@ -21,7 +21,7 @@ Every generator — the model files given, plus the baselines ``silence``, ``dsp
   plus parameter count and file size of model files.
 * **Autoencoders** (``fader-ae``, SPEC §5) are measured by **transfer**: each test sound is encoded
   and decoded with its own curves (MR-STFT: reconstruction) or with one curve scaled (control
-  response: attribute transfer), through :class:`~neurorack.transfer.SourceTransfer`; their speed is
+  response: attribute transfer), through :class:`~neurorack.models.transfer.SourceTransfer`; their speed is
   live streaming in blocks (:func:`~neurorack.metrics.speed.streaming_factor`), and their **latent
   leakage** is measured (:func:`~neurorack.metrics.leakage.latent_leakage`: R² of a fresh regressor
   from the latent to each controlled descriptor, fitted on :data:`LEAKAGE_TRAIN_SOUNDS` train sounds,
@@ -114,9 +114,9 @@ from neurorack.metrics.control import DEFAULT_SCALES, ControlSummary, control_re
 from neurorack.metrics.leakage import latent_leakage
 from neurorack.metrics.mrstft import mrstft_distance
 from neurorack.metrics.speed import STREAM_BLOCK, limit_threads, realtime_factor, streaming_factor
-from neurorack.models.fader_ae import FaderAE
+from neurorack.models.base import TransferModel
 from neurorack.models.generator import ModelGenerator
-from neurorack.transfer import SourceTransfer
+from neurorack.models.transfer import SourceTransfer
 
 if TYPE_CHECKING:
     from neurorack.corpus import Corpus, Sound
@@ -416,10 +416,10 @@ class Candidate:
     note: str = ""
 
     @property
-    def autoencoder(self) -> FaderAE | None:
-        """The autoencoder of a ``fader-ae`` model (measured by transfer), None for generators."""
+    def autoencoder(self) -> TransferModel | None:
+        """The model of a transfer-kind generator (an autoencoder, measured by transfer), None otherwise."""
         model = getattr(self.generator, "model", None)
-        return model if isinstance(model, FaderAE) else None
+        return model if isinstance(model, TransferModel) else None
 
 
 def is_tonal(
@@ -583,7 +583,7 @@ def mrstft_scores(
     """Reconstruct each sound from its curves and score it with the MR-STFT distance.
 
     Args:
-        generator: the generator under test, or one per sound (e.g. :class:`~neurorack.transfer.SourceTransfer`).
+        generator: the generator under test, or one per sound (e.g. :class:`~neurorack.models.transfer.SourceTransfer`).
         data: ``(audio float[T], curves float[frames, 7])`` per sound, at the generator's rate.
         seed: sound ``i`` is generated with ``seed + i``.
         keep: return the reconstructions of the first ``keep`` sounds.

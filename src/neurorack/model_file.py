@@ -5,9 +5,9 @@ Layout (never pickle: safetensors holds raw tensors and a string metadata map):
 * tensors ``model.<name>``: the model's ``state_dict`` (weights and the descriptor
   statistics buffers ``desc_mean``/``desc_std``);
 * tensors ``anchor.<name>``: float32 ``[frames, 7]`` descriptor curves of reference
-  sounds (:mod:`neurorack.anchors`);
+  sounds (:mod:`neurorack.curves.anchors`);
 * optional tensors ``prior.weights|means|covariances``: the descriptor prior of the training sounds
-  (:mod:`neurorack.descriptor_prior`), with its settings in the metadata's ``descriptor_prior``;
+  (:mod:`neurorack.curves.descriptor_prior`), with its settings in the metadata's ``descriptor_prior``;
 * metadata key ``"neurorack"``: JSON with ``format`` (``"neurorack-model"``),
   ``version`` (:data:`FORMAT_VERSION`), ``class`` (registry name), ``kwargs``
   (``model.config``), ``descriptor_config``, ``sample_rate``, ``hop_length``,
@@ -40,9 +40,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from neurorack.anchors import edit_curves, interpolate_curves, position_curves, resample_curves
 from neurorack.atomic import atomic_path
-from neurorack.descriptor_prior import DescriptorPrior
+from neurorack.curves.anchors import edit_curves, interpolate_curves, position_curves, resample_curves
+from neurorack.curves.descriptor_prior import DescriptorPrior
 from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig
 from neurorack.errors import ModelFileError, NeurorackError
 from neurorack.models.base import ImpactModel
@@ -133,7 +133,7 @@ def export_model(
         descriptor_config: the analysis settings of the training descriptors when they
             differ from ``model.descriptor_config`` in fmin/fmax/roll-off (sample rate,
             frame and hop must match the model's).
-        prior: the descriptor prior of the training sounds (:mod:`neurorack.descriptor_prior`), if any.
+        prior: the descriptor prior of the training sounds (:mod:`neurorack.curves.descriptor_prior`), if any.
 
     Returns:
         the path written.
@@ -248,7 +248,7 @@ class LoadedModel(ModelGenerator):
     def position_curves(self, position: float, names: Sequence[str] | None = None) -> np.ndarray:
         """Curves at ``position`` 0..1 across the anchors ``names`` (default: all, in order).
 
-        See :func:`neurorack.anchors.position_curves`. Returns ``float32[frames, 7]``.
+        See :func:`neurorack.curves.anchors.position_curves`. Returns ``float32[frames, 7]``.
         """
         chosen = list(names) if names is not None else self.anchor_names
         if not chosen:
@@ -267,7 +267,7 @@ class LoadedModel(ModelGenerator):
         offset: Mapping[str, float] | None = None,
         absolute: Mapping[str, float] | None = None,
     ) -> np.ndarray:
-        """:func:`neurorack.anchors.edit_curves`."""
+        """:func:`neurorack.curves.anchors.edit_curves`."""
         return edit_curves(curves, scale=scale, offset=offset, absolute=absolute)
 
     def frames_for(self, seconds: float) -> int:

@@ -2,8 +2,8 @@
 
 A call to libm's ``exp`` or ``cos`` inside a numba loop is a function call per element (~9 ns here)
 and keeps LLVM from vectorising the loop; these polynomial versions inline and vectorise (~1 ns per
-element measured). Used by the synthesis kernels (:mod:`neurorack.models.spectral_kernels`), the shape
-lock (:mod:`neurorack.models.spectral_lock`), the fused inference path of ``ddsp-impact`` and the
+element measured). Used by the synthesis kernels (:mod:`neurorack.models.impact.spectral_kernels`), the shape
+lock (:mod:`neurorack.models.impact.spectral_lock`), the fused inference path of ``ddsp-impact`` and the
 descriptor prior.
 """
 

@@ -15,7 +15,7 @@ from neurorack.cli.describe_cmd import active_frames
 from neurorack.descriptors import DESCRIPTOR_NAMES, DescriptorConfig, describe
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
-from neurorack.presets import PRESETS, impact_curves
+from neurorack.models.impact.presets import PRESETS, impact_curves
 
 
 def demo_command(

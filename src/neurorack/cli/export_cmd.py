@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from neurorack.anchors import EDIT_SYNTAX, edit_curves, edit_ratios, parse_edits, resample_curves
 from neurorack.cli.console import console, err_console
+from neurorack.curves.anchors import EDIT_SYNTAX, edit_curves, edit_ratios, parse_edits, resample_curves
 from neurorack.errors import NeurorackError
-from neurorack.presets import PRESETS, impact_curves
+from neurorack.models.impact.presets import PRESETS, impact_curves
 
 if TYPE_CHECKING:
     from neurorack.model_file import LoadedModel

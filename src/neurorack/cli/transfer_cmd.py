@@ -9,8 +9,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from neurorack.anchors import EDIT_SYNTAX, parse_edits
 from neurorack.cli.console import console, err_console
+from neurorack.curves.anchors import EDIT_SYNTAX, parse_edits
 from neurorack.errors import NeurorackError
 
 #: Longest input accepted, seconds.
@@ -50,7 +50,7 @@ def transfer_command(
     from neurorack.audio_io import read_audio, write_audio
     from neurorack.cli.export_cmd import AUDIO_SUFFIXES
     from neurorack.model_file import load_model
-    from neurorack.transfer import autoencoder_of, transfer
+    from neurorack.models.transfer import transfer, transfer_model_of
 
     if out.suffix.lower() not in AUDIO_SUFFIXES:
         raise NeurorackError(f"{out}: cannot write {out.suffix or '(no extension)'!r}; use .wav, .flac, .aiff or .ogg")
@@ -62,7 +62,7 @@ def transfer_command(
         raise NeurorackError(f"{out} is the input file; choose another --out (inputs are never overwritten)")
     scale, offset, absolute = parse_edits(settings or [])
     model = load_model(model_name)
-    autoencoder_of(model)  # fail before reading a long file
+    transfer_model_of(model)  # fail before reading a long file
     audio, sr = read_audio(source, model.sample_rate, max_seconds=MAX_SECONDS + 1)
     if audio.size > MAX_SECONDS * sr:
         raise NeurorackError(f"{source}: longer than {MAX_SECONDS:.0f} s; cut it first")

@@ -139,9 +139,9 @@ class Engine:
         self.transfer_enabled = bool(transfer)
         self._transfer_block = transfer_block
         if transfer:
-            from neurorack.transfer import autoencoder_of
+            from neurorack.models.transfer import transfer_model_of
 
-            ae = autoencoder_of(loaded)
+            ae = transfer_model_of(loaded)
             try:
                 check_block(transfer_block, ae.hop_length)
             except ValueError as exc:
@@ -311,9 +311,9 @@ class Engine:
         """
         if not self.transfer_enabled:
             return
-        from neurorack.transfer import autoencoder_of
+        from neurorack.models.transfer import transfer_model_of
 
-        ae = autoencoder_of(loaded)
+        ae = transfer_model_of(loaded)
         if ae.sample_rate != self.sample_rate:
             raise NeurorackError(
                 f"model {loaded.name!r} runs at {ae.sample_rate} Hz and the audio at {self.sample_rate} Hz: "
@@ -326,10 +326,10 @@ class Engine:
 
     def _build_transfer(self, loaded: LoadedModel) -> LiveTransfer:
         from neurorack.engine.live_transfer import LiveTransfer
-        from neurorack.transfer import autoencoder_of
+        from neurorack.models.transfer import transfer_model_of
 
         return LiveTransfer(
-            autoencoder_of(loaded),
+            transfer_model_of(loaded),
             loaded.descriptor_config,
             period=self.backend.period,
             max_period=self.backend.max_period,

@@ -15,7 +15,7 @@ Threads (the engine's rules, see :mod:`neurorack.engine.instrument`):
 * **worker thread** — :meth:`LiveTransfer.step` in a loop, one torch thread, denormals flushed: takes
   ``block`` samples (a multiple of the model's hop), measures their descriptor frames with
   :class:`neurorack.descriptors.Descriptors` on a sliding window of the input, applies the edits, runs
-  :meth:`FaderAE.stream <neurorack.models.fader_ae.FaderAE.stream>` (traced once for the block length:
+  :meth:`TransferModel.stream <neurorack.models.base.TransferModel.stream>` (traced once for the block length:
   :class:`~neurorack.models.compiled_stream.CompiledStream`) with the carried state and writes the
   output ring. Tracing takes ~0.15 s of Python when a processor is built (start, model change): on a
   model change the old processor keeps playing meanwhile but can be starved of the GIL for a few
@@ -25,18 +25,18 @@ Timing, in samples of the processor's clock (``t`` = samples the audio thread ha
 call; the input sample ``x[t]`` and the output sample ``out[t]`` are in the same period)::
 
     out[t] = y[t - latency] for t >= latency, 0 before   (y: the offline transfer of x, aligned with x)
-    latency = block + lookahead + pqmf.delay + safety
+    latency = block + lookahead + stream_delay + safety
 
 * ``block`` (default 1024): the model takes whole blocks;
 * ``lookahead = frame_length // 2 - hop`` (512 for 2048 / 512): descriptor frame ``f`` is centred on
   sample ``f · hop`` (librosa's centred frames, as in training) and the model's frame ``f`` covers samples
   ``[f · hop, (f + 1) · hop)``, so a block's last frame needs that many samples past the block's end;
-* ``pqmf.delay``: the model's own synthesis delay (the first ``pqmf.delay`` output samples of the stream,
+* ``stream_delay``: the model's own synthesis delay (the first ``stream_delay`` output samples of the stream,
   its response to the silence before the start, are dropped);
 * ``safety = block + period``: a block is due one block after its input is complete, plus one period
   because the input arrives a period at a time — the worker always has one block of time per block.
 
-So ``y`` is the result of :func:`neurorack.transfer.transfer_curves` on the same input with the curves of
+So ``y`` is the result of :func:`neurorack.models.transfer.transfer_curves` on the same input with the curves of
 :func:`neurorack.descriptors.describe_with` (edited): the live descriptors equal the offline ones frame
 for frame (the same code on the same samples; before the start the input is silence, as the offline zero
 padding), and the streamed model equals the offline pass.
@@ -55,7 +55,7 @@ import numpy as np
 from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig, extractor
 
 if TYPE_CHECKING:
-    from neurorack.models.fader_ae import FaderAE
+    from neurorack.models.base import TransferModel
 
 log = logging.getLogger("neurorack.engine.transfer")
 
@@ -68,7 +68,7 @@ MAX_POLL = 0.002
 #: Shortest sleep, s.
 MIN_POLL = 0.0002
 
-#: ``edits() -> (scale, offset)``: descriptor factors and offsets (:func:`neurorack.anchors.edit_curves`).
+#: ``edits() -> (scale, offset)``: descriptor factors and offsets (:func:`neurorack.curves.anchors.edit_curves`).
 EditsFn = Callable[[], tuple[Mapping[str, float], Mapping[str, float]]]
 
 
@@ -80,7 +80,7 @@ class LiveTransfer:
     """The live-transfer processor of one model (rebuilt when the model changes).
 
     Args:
-        ae: the autoencoder (:func:`neurorack.transfer.autoencoder_of`), in eval mode.
+        ae: the autoencoder (:func:`neurorack.models.transfer.transfer_model_of`), in eval mode.
         config: the model's descriptor analysis settings (rate, frame, hop, YIN range).
         period: audio frames per call now (sets the safety margin, see the module docstring).
         max_period: the longest audio call the backend may make, frames.
@@ -108,7 +108,7 @@ class LiveTransfer:
 
     def __init__(
         self,
-        ae: FaderAE,
+        ae: TransferModel,
         config: DescriptorConfig,
         *,
         period: int,
@@ -128,7 +128,7 @@ class LiveTransfer:
         from neurorack.models.compiled_stream import CompiledStream
 
         self.ae = ae
-        self._step = CompiledStream(ae, block)  # FaderAE.stream traced for this block length
+        self._step = CompiledStream(ae, block)  # TransferModel.stream traced for this block length
         self.config = config
         self.sample_rate = int(config.sample_rate)
         self.hop = hop
@@ -137,7 +137,7 @@ class LiveTransfer:
         half = config.frame_length // 2
         self.pre = -(-half // hop)  # frames of history before a block's first frame centre
         self.lookahead = max(0, half - hop)
-        self.delay = int(ae.pqmf.delay)
+        self.delay = ae.stream_delay
         self.safety = self.block + int(period)
         self.latency = self.block + self.lookahead + self.delay + self.safety
         self._shift = self.latency - self.delay  # out[t] = stream output [t - shift]
@@ -344,7 +344,7 @@ class LiveTransfer:
             scale, offset = self._edits()
             requested = measured
             if scale or offset:
-                from neurorack.anchors import edit_curves
+                from neurorack.curves.anchors import edit_curves
 
                 requested = edit_curves(measured, scale=scale, offset=offset)
             x = torch.from_numpy(seg[self.pre * self.hop : self.pre * self.hop + size].copy()).view(1, 1, size)

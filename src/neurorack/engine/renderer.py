@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neurorack.anchors import edit_ratios
+from neurorack.curves.anchors import edit_ratios
 from neurorack.engine import calibration as cal
 from neurorack.errors import NeurorackError
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from neurorack.metrics.control import active_frames
-from neurorack.models.fader_ae import FaderAE
+from neurorack.models.base import TransferModel
 
 #: Frames within this many dB of the sound's peak rms count.
 LEAKAGE_ACTIVE_DB = 40.0
@@ -46,7 +46,7 @@ class LeakageResult:
         return float(np.mean(list(self.r2.values()))) if self.r2 else float("nan")
 
 
-def latent_frames(ae: FaderAE, sounds: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def latent_frames(ae: TransferModel, sounds: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Active latent frames ``[N, latent_dim]`` and their normalised controls ``[N, n_controls]``.
 
     Args:
@@ -71,7 +71,7 @@ def latent_frames(ae: FaderAE, sounds: Sequence[tuple[np.ndarray, np.ndarray]]) 
 
 
 def latent_leakage(
-    ae: FaderAE,
+    ae: TransferModel,
     train: Sequence[tuple[np.ndarray, np.ndarray]],
     test: Sequence[tuple[np.ndarray, np.ndarray]],
     *,

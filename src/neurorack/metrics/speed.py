@@ -27,7 +27,6 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +34,7 @@ import torch
 from neurorack.descriptors import DescriptorConfig, describe, describe_with
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
+from neurorack.models.base import TransferModel
 from neurorack.models.compiled_stream import CompiledStream
 
 #: Sample rate at which the descriptors are benchmarked (the corpus default).
@@ -229,7 +229,7 @@ STREAM_BLOCK = 2048
 
 
 def streaming_factor(
-    model: Any,
+    model: TransferModel,
     seconds: float = 1.0,
     repeats: int = 5,
     threads: int = 1,
@@ -237,9 +237,10 @@ def streaming_factor(
     block: int = STREAM_BLOCK,
     warmup: int = 1,
 ) -> SpeedResult:
-    """Real-time factor of live transfer: a ``fader-ae``'s :meth:`stream`, compiled for ``block``-sample
-    blocks as the engine runs it (:class:`~neurorack.models.compiled_stream.CompiledStream`), over
-    ``seconds`` of a synthetic impact with its state carried, one CPU thread, median of runs.
+    """Real-time factor of live transfer: a transfer model's
+    :meth:`~neurorack.models.base.TransferModel.stream`, compiled for ``block``-sample blocks as the
+    engine runs it (:class:`~neurorack.models.compiled_stream.CompiledStream`), over ``seconds`` of a
+    synthetic impact with its state carried, one CPU thread, median of runs.
 
     Raises:
         NeurorackError: ``block`` is not a multiple of the model's hop.

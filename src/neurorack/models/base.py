@@ -1,26 +1,46 @@
-"""Base class of the impact generators (SPEC §3, §7).
+"""Base classes every model family builds on (SPEC §3, §5, §7).
 
 An :class:`ImpactModel` maps descriptor curves in physical units
 (``Tensor[B, frames, 7]``, :data:`~neurorack.descriptors.DESCRIPTOR_NAMES`
 order) to audio ``Tensor[B, frames * hop_length]`` at ``sample_rate``.
 It owns the descriptor normalisation statistics (buffers, saved with the
 weights) so an exported model needs nothing from the training corpus.
+
+A model declares what it is to the rest of the product with two class attributes, so the engine,
+``eval``, ``bench`` and the CLI never test for a family's class:
+
+* :attr:`ImpactModel.kind` (:class:`GeneratorKind`): ``curves`` models only generate from curves;
+  ``transfer`` models (:class:`TransferModel`, autoencoders) also re-synthesise audio, offline
+  (``neurorack transfer``), live (``play --transfer``) and in ``eval`` (measured by transfer);
+* :attr:`ImpactModel.objective`: the training objective that fits it
+  (:data:`neurorack.training.objectives.OBJECTIVES`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from neurorack.anchors import column
+from neurorack.curves.anchors import column
 from neurorack.descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, DescriptorConfig
+from neurorack.errors import NeurorackError
 
 #: Descriptors fed to the network on a log scale (strictly positive quantities in Hz or amplitude).
 LOG_DESCRIPTORS: tuple[int, ...] = (0, 2, 3, 4, 5, 6)
 LOG_FLOOR = 1e-5
+
+
+class GeneratorKind(StrEnum):
+    """What a model does for the engine, ``eval``, ``bench`` and the CLI."""
+
+    #: descriptor curves -> audio (impact generators)
+    CURVES = "curves"
+    #: also audio + its (edited) curves -> audio, block by block (autoencoders, :class:`TransferModel`)
+    TRANSFER = "transfer"
 
 
 def to_feature_scale(descriptors: Tensor) -> Tensor:
@@ -55,6 +75,10 @@ class ImpactModel(nn.Module):
     """
 
     name: str = "impact-model"
+    #: what the model does (see the module docstring)
+    kind: ClassVar[GeneratorKind] = GeneratorKind.CURVES
+    #: the training objective that fits it, a key of :data:`neurorack.training.objectives.OBJECTIVES`
+    objective: ClassVar[str] = "impact"
     #: Values of keyword arguments added after files of this model were first exported: a model
     #: file that does not name one was written before it existed and is rebuilt with this value.
     legacy_kwargs: ClassVar[dict[str, Any]] = {}
@@ -127,3 +151,83 @@ class ImpactModel(nn.Module):
     def synthesize(self, descriptors: Tensor, noise: Tensor) -> Tensor:
         """Implementation: physical-unit curves ``[B, F, 7]`` and noise ``[B, F*hop]`` -> ``[B, F*hop]``."""
         raise NotImplementedError
+
+
+class TransferModel(ImpactModel):
+    """An autoencoder: audio and descriptor curves -> audio, offline and block by block (``kind = transfer``).
+
+    What the offline transfer (:mod:`neurorack.models.transfer`), live transfer
+    (:mod:`neurorack.engine.live_transfer`, through :class:`~neurorack.models.compiled_stream.CompiledStream`)
+    and ``eval``'s latent-leakage measure use; a family implements the abstract methods. As an
+    :class:`ImpactModel` (curves alone) it plays its *timbre*, a latent set at export
+    (:meth:`timbre_of` its training sounds).
+
+    Attributes:
+        controls: descriptor names the decoder takes.
+        latent_dim: latent channels per descriptor frame.
+        pad_frames: frames of silence after a signal that flush :attr:`stream_delay` out of :meth:`stream`.
+    """
+
+    kind: ClassVar[GeneratorKind] = GeneratorKind.TRANSFER
+    controls: tuple[str, ...]
+    latent_dim: int
+    pad_frames: int
+
+    @property
+    def n_controls(self) -> int:
+        return len(self.controls)
+
+    @property
+    def stream_delay(self) -> int:
+        """Samples by which :meth:`stream`'s output lags its input."""
+        raise NotImplementedError
+
+    def set_timbre(self, latent: Tensor) -> None:
+        """The latent ``[latent_dim]`` used when generating from descriptor curves alone."""
+        raise NotImplementedError
+
+    def control_features(self, descriptors: Tensor) -> Tensor:
+        """Physical curves ``[B, F, 7]`` -> normalised decoder controls ``[B, n_controls, F]``."""
+        raise NotImplementedError
+
+    def latent_of(self, audio: Tensor, frames: int) -> Tensor:
+        """Latent ``[latent_dim, frames]`` of one sound ``audio [T]`` (cut or zero-padded to ``frames · hop``)."""
+        raise NotImplementedError
+
+    def transfer(self, audio: Tensor, descriptors: Tensor) -> Tensor:
+        """``audio [B, T]`` re-synthesised with ``descriptors [B, T / hop, 7]`` (edited or not) -> ``[B, T]``."""
+        raise NotImplementedError
+
+    def initial_state(self, batch: int = 1) -> Any:
+        """Streaming state of :meth:`stream` before the first block."""
+        raise NotImplementedError
+
+    def stream(self, audio: Tensor, descriptors: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """One block: ``audio [B, 1, N]`` (``N`` a multiple of ``hop_length``) and its curves ``[B, N / hop, 7]``
+        -> output ``[B, 1, N]`` (the input delayed by :attr:`stream_delay`) and the new state."""
+        raise NotImplementedError
+
+    def extend_curves(self, descriptors: Tensor) -> Tensor:
+        """Curves ``[B, F, 7]`` extended by :attr:`pad_frames` copies of their last frame -> ``[B, F + pad_frames, 7]``
+        (the frames of the zero padding that flushes the stream delay)."""
+        if self.pad_frames == 0:
+            return descriptors
+        return torch.cat([descriptors, descriptors[:, -1:].expand(-1, self.pad_frames, -1)], dim=1)
+
+    def timbre_of(self, sounds: Sequence[Any], limit: int = 256) -> Tensor:
+        """Mean latent ``[latent_dim]`` over (up to ``limit``) sounds, float arrays ``[T]``, weighted by frames:
+        the timbre the model plays from descriptor curves alone.
+
+        Raises:
+            NeurorackError: no sound.
+        """
+        total, count = None, 0
+        with torch.inference_mode():
+            for audio in sounds[:limit]:
+                frames = max(1, len(audio) // self.hop_length)
+                latent = self.latent_of(torch.as_tensor(audio, dtype=torch.float32), frames).sum(-1)
+                total = latent if total is None else total + latent
+                count += frames
+        if total is None:
+            raise NeurorackError("no sound to compute the model's timbre from")
+        return total / count

@@ -1,6 +1,6 @@
 """One block of live transfer compiled by TorchScript tracing (the engine's and the benchmark's path).
 
-:meth:`FaderAE.stream <neurorack.models.fader_ae.FaderAE.stream>` runs ~90 small PyTorch operations per
+:meth:`TransferModel.stream <neurorack.models.base.TransferModel.stream>` runs ~90 small PyTorch operations per
 block through Python (module calls, shape checks, state bookkeeping): at 2048-sample blocks that
 overhead costs as much as the convolutions themselves. :class:`CompiledStream` traces the step once for
 a fixed batch and block length (``torch.jit.trace``) and runs the recorded graph instead: same
@@ -14,7 +14,7 @@ torch version is pinned; the test compares the trace with the eager step, so a c
 
 The state stays explicit, as everywhere in :mod:`neurorack.models.streaming`: ``step(audio, curves,
 state) -> (audio, state)`` where the state is a flat ``list[Tensor]`` (:meth:`CompiledStream.initial_state`
-is silence, the same as ``state=None`` for :meth:`FaderAE.stream`).
+is silence, the same as ``state=None`` for :meth:`TransferModel.stream`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from neurorack.descriptors import N_DESCRIPTORS
 
 if TYPE_CHECKING:
-    from neurorack.models.fader_ae import FaderAE
+    from neurorack.models.base import TransferModel
 
 __all__ = ["CompiledStream"]
 
@@ -52,9 +52,9 @@ def _rebuild(template: Any, leaves: list[Tensor | None], start: int = 0) -> tupl
 
 
 class _Step(nn.Module):
-    """``FaderAE.stream`` with the state flattened to tensors, as ``torch.jit.trace`` needs."""
+    """``TransferModel.stream`` with the state flattened to tensors, as ``torch.jit.trace`` needs."""
 
-    def __init__(self, model: FaderAE, template: Any, slots: list[int], n_leaves: int) -> None:
+    def __init__(self, model: TransferModel, template: Any, slots: list[int], n_leaves: int) -> None:
         super().__init__()
         self.model = model
         self.template = template
@@ -71,7 +71,7 @@ class _Step(nn.Module):
 
 
 class CompiledStream:
-    """:meth:`FaderAE.stream` for blocks of ``block`` samples, traced once (see the module docstring).
+    """:meth:`TransferModel.stream` for blocks of ``block`` samples, traced once (see the module docstring).
 
     Args:
         model: the autoencoder, in eval mode (its weights are used, not copied: do not train it after).
@@ -79,14 +79,14 @@ class CompiledStream:
         batch: signals per call.
 
     Call: ``step(audio: Tensor[batch, 1, block], descriptors: Tensor[batch, block / hop, 7], state)``
-    -> ``(Tensor[batch, 1, block], new_state)``, exactly :meth:`FaderAE.stream`'s output.
+    -> ``(Tensor[batch, 1, block], new_state)``, exactly :meth:`TransferModel.stream`'s output.
 
     Raises:
         ValueError: a block that is not a positive multiple of the hop, a model in training mode; at call
             time, inputs of another shape than the traced one or a state of the wrong length.
     """
 
-    def __init__(self, model: FaderAE, block: int, batch: int = 1) -> None:
+    def __init__(self, model: TransferModel, block: int, batch: int = 1) -> None:
         hop = model.hop_length
         if block < hop or block % hop:
             raise ValueError(f"the block must be a positive multiple of the hop ({hop}), got {block}")
@@ -110,7 +110,7 @@ class CompiledStream:
                 self._traced = torch.jit.trace(step, (audio, curves, *self._zeros), check_trace=False)
 
     def initial_state(self) -> list[Tensor]:
-        """Silence before the first block (what ``state=None`` means for :meth:`FaderAE.stream`)."""
+        """Silence before the first block (what ``state=None`` means for :meth:`TransferModel.stream`)."""
         return [t.clone() for t in self._zeros]
 
     def __call__(

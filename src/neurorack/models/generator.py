@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from neurorack.descriptor_prior import MOVABLE, DescriptorPrior
+from neurorack.curves.descriptor_prior import MOVABLE, DescriptorPrior
 from neurorack.generators.base import Generator
 from neurorack.models.base import ImpactModel, canonical_focus
 
@@ -22,9 +22,9 @@ class ModelGenerator(Generator):
     always gives the same audio, ``seed=None`` a fresh one.
 
     A model that takes the moved-knob hint (:attr:`takes_focus`) and comes with a
-    :class:`~neurorack.descriptor_prior.DescriptorPrior` reads the hint from the curves when none is
+    :class:`~neurorack.curves.descriptor_prior.DescriptorPrior` reads the hint from the curves when none is
     given: without a :meth:`focus` naming one of the prior's movable descriptors, ``generate`` runs as
-    if the knob :meth:`DescriptorPrior.focus <neurorack.descriptor_prior.DescriptorPrior.focus>` names
+    if the knob :meth:`DescriptorPrior.focus <neurorack.curves.descriptor_prior.DescriptorPrior.focus>` names
     had been turned. Set ``guess_focus = False`` to render the bare curves.
 
     Args:

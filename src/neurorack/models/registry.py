@@ -1,7 +1,14 @@
-"""Registry of impact model classes by name, each with a tiny configuration for tests."""
+"""Registry of model classes by name, each with a tiny configuration for tests.
+
+A model family is a subpackage of :mod:`neurorack.models` whose ``__init__`` imports its model
+modules; :func:`register_model` on a class is its one registration. The registry imports every
+family package the first time a name is looked up.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -58,8 +65,14 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
+def family_packages() -> list[str]:
+    """Module names of the model families: the subpackages of :mod:`neurorack.models`."""
+    import neurorack.models as package
+
+    return sorted(f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__) if m.ispkg)
+
+
 def _import_all() -> None:
-    """Import the model modules so their decorators run."""
-    import neurorack.models.ddsp_impact
-    import neurorack.models.fader_ae
-    import neurorack.models.sinc_nsf  # noqa: F401
+    """Import every family package so the decorators of its models run."""
+    for name in family_packages():
+        importlib.import_module(name)

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from neurorack.errors import NeurorackError
-from neurorack.models.fader_ae import FaderAE
+from neurorack.models.autoencoder.fader_ae import FaderAE
 from neurorack.training.latent_adversary import LatentDiscriminator, descriptor_bins, discriminator_terms, encoder_terms
 from neurorack.training.module import ImpactTrainingModule
 from neurorack.training.waveform_discriminator import (
@@ -75,7 +75,7 @@ def ramp(step: int, start: int, length: int) -> float:
 
 
 class FaderTrainingModule(ImpactTrainingModule):
-    """Trains a :class:`~neurorack.models.fader_ae.FaderAE` (see the module docstring).
+    """Trains a :class:`~neurorack.models.autoencoder.fader_ae.FaderAE` (see the module docstring).
 
     Args:
         model_name, model_config, lr, ...: as :class:`~neurorack.training.module.ImpactTrainingModule`.

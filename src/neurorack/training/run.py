@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -42,13 +41,13 @@ from torch.utils.data import DataLoader
 
 from neurorack.corpus import Corpus, build_corpus
 from neurorack.corpus.manifest import CORPUS_JSON, Sound, write_json_atomic
-from neurorack.descriptor_prior import DescriptorPrior
+from neurorack.curves.descriptor_prior import DescriptorPrior
 from neurorack.errors import NeurorackError
-from neurorack.models.base import ImpactModel
-from neurorack.models.fader_ae import FaderAE
+from neurorack.models.base import ImpactModel, TransferModel
 from neurorack.models.registry import TINY_CONFIGS, build_model, legacy_kwargs, model_names
 from neurorack.training.data import SegmentDataset, descriptor_statistics
 from neurorack.training.module import ImpactTrainingModule, load_checkpoint
+from neurorack.training.objectives import objective_module
 
 RUN_JSON = "run.json"
 RUN_FORMAT = "neurorack-run"
@@ -85,12 +84,12 @@ Log = Callable[[str], None]
 
 
 def training_module_class(model: str) -> type[ImpactTrainingModule]:
-    """The LightningModule that trains a registered model: the fader objective for autoencoders."""
+    """The LightningModule that trains a registered model: the one of its declared objective."""
     from neurorack.models.registry import MODELS
-    from neurorack.training.fader_module import FaderTrainingModule
 
     model_names()  # imports the model modules
-    return FaderTrainingModule if getattr(MODELS.get(model), "autoencoder", False) else ImpactTrainingModule
+    cls = MODELS.get(model)
+    return objective_module(cls.objective) if cls is not None else ImpactTrainingModule
 
 
 def default_lr(model: str) -> float:
@@ -700,21 +699,6 @@ def _anchor_name(sound: Any, taken: set[str]) -> str:
     return name
 
 
-def mean_latent(model: FaderAE, sounds: Sequence[np.ndarray], limit: int = 256) -> torch.Tensor:
-    """Mean latent ``[latent_dim]`` of an autoencoder over (up to ``limit``) sounds, float arrays ``[T]``:
-    the timbre it plays from descriptor curves alone. Weighted by frames."""
-    total, count = None, 0
-    with torch.inference_mode():
-        for audio in sounds[:limit]:
-            frames = max(1, len(audio) // model.hop_length)
-            latent = model.latent_of(torch.as_tensor(audio, dtype=torch.float32), frames).sum(-1)
-            total = latent if total is None else total + latent
-            count += frames
-    if total is None:
-        raise NeurorackError("no sound to compute the model's timbre from")
-    return total / count
-
-
 def export_run(
     run: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -727,7 +711,7 @@ def export_run(
     Args:
         run: a run folder.
         out: the model file (default ``run/model.safetensors``).
-        n_anchors: reference sounds stored as anchors (:func:`neurorack.anchors.select_anchors`).
+        n_anchors: reference sounds stored as anchors (:func:`neurorack.curves.anchors.select_anchors`).
         checkpoint: a specific checkpoint instead of the best one.
 
     Returns:
@@ -736,7 +720,7 @@ def export_run(
     Raises:
         NeurorackError: not a run, no checkpoint, unreadable corpus.
     """
-    from neurorack.anchors import select_anchors
+    from neurorack.curves.anchors import select_anchors
     from neurorack.model_file import export_model
 
     run_path = Path(run)
@@ -764,8 +748,8 @@ def export_run(
         "frames": meta.get("frames"),
         "best_val_loss": meta.get("best_val_loss"),
     }
-    if isinstance(model, FaderAE):
-        model.set_timbre(mean_latent(model, [s.audio() for s in sounds]))
+    if isinstance(model, TransferModel):
+        model.set_timbre(model.timbre_of([s.audio() for s in sounds]))
         training["timbre_sounds"] = len(sounds)
     prior = fit_prior(model, sounds)
     target = Path(out) if out is not None else run_path / MODEL_FILE

@@ -1,7 +1,7 @@
 """Fused inference path of ``ddsp-impact``: descriptor curves to audio in a few compiled passes.
 
 At inference a 1 s hit is ~90 frames, and the step-by-step path of
-:meth:`~neurorack.models.ddsp_impact.DDSPImpact.synthesize` spends more time dispatching its ~700
+:meth:`~neurorack.models.impact.ddsp_impact.DDSPImpact.synthesize` spends more time dispatching its ~700
 small tensor operations than computing (measured on this 2-core VM: ~4 ms per 1 s hit in a slow phase,
 of which the compiled kernels and the frame network took ~1.5 ms). This path computes the same audio with
 
@@ -11,8 +11,8 @@ of which the compiled kernels and the frame network took ~1.5 ms). This path com
 2. :func:`_frame_controls`: the output heads (softmax, sigmoids, softplus), the stretched partial
    frequencies, the lock's targets and the fine envelope in one loop;
 3. the shape lock, phase accumulation, comb-filtered noise and partial spectra: the same numba
-   kernels as the step-by-step path (:mod:`~neurorack.models.spectral_lock`,
-   :mod:`~neurorack.models.spectral_kernels`), called on NumPy views;
+   kernels as the step-by-step path (:mod:`~neurorack.models.impact.spectral_lock`,
+   :mod:`~neurorack.models.impact.spectral_kernels`), called on NumPy views;
 4. one inverse FFT (PyTorch's, MKL: 4× NumPy's on these frames);
 5. :func:`_finish`: overlap-add, the fine envelope and the loudness lock in one loop.
 
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurorack.models import spectral_lock
-from neurorack.models.spectral_kernels import phases_rows
+from neurorack.models.impact import spectral_lock
+from neurorack.models.impact.spectral_kernels import phases_rows
 from neurorack.numba_math import FAST_MATH, fast_exp
 
 if TYPE_CHECKING:
-    from neurorack.models.ddsp_impact import DDSPImpact
+    from neurorack.models.impact.ddsp_impact import DDSPImpact
 
 
 def fused_applies(model: DDSPImpact, descriptors: Tensor, noise: Tensor) -> bool:

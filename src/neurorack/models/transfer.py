@@ -1,8 +1,9 @@
-"""Timbre and attribute transfer of audio files through a descriptor-controlled autoencoder (SPEC §5).
+"""Timbre and attribute transfer of audio files through any transfer model (an autoencoder, SPEC §5).
 
 ``transfer(model, audio)``: the input's descriptor curves are measured (:mod:`neurorack.descriptors`),
-optionally edited (:func:`neurorack.anchors.edit_curves`: *attribute transfer*, e.g. brighter), and the
-input is encoded and decoded with those curves by a ``fader-ae`` model. Through a model trained on
+optionally edited (:func:`neurorack.curves.anchors.edit_curves`: *attribute transfer*, e.g. brighter), and the
+input is encoded and decoded with those curves by a :class:`~neurorack.models.base.TransferModel`
+(e.g. ``fader-ae``). Through a model trained on
 another corpus the result is *timbre transfer*: the input's descriptors played with the model's
 timbre. The audio runs through the model's streaming path in blocks (memory stays flat on long
 files; the result equals one offline pass) and comes out aligned with the input.
@@ -16,12 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neurorack.anchors import edit_curves
+from neurorack.curves.anchors import edit_curves
 from neurorack.descriptors import describe_with
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
-from neurorack.models.fader_ae import FaderAE
+from neurorack.models.base import GeneratorKind, TransferModel
 from neurorack.models.generator import ModelGenerator
+from neurorack.models.registry import MODELS, model_names
 
 #: Latent frames per streamed block (64 x 512 samples = 0.74 s at 44.1 kHz).
 BLOCK_FRAMES = 64
@@ -42,30 +44,37 @@ class TransferResult:
     requested: np.ndarray
 
 
-def autoencoder_of(model: ModelGenerator) -> FaderAE:
-    """The autoencoder inside a loaded model.
+def transfer_model_names() -> list[str]:
+    """Registered models of the transfer kind (autoencoders)."""
+    return [n for n in model_names() if MODELS[n].kind is GeneratorKind.TRANSFER]
+
+
+def transfer_model_of(model: ModelGenerator) -> TransferModel:
+    """The transfer model (an autoencoder) inside a loaded model.
 
     Raises:
         NeurorackError: the model is not an autoencoder (e.g. an impact generator such as ddsp-impact).
     """
-    if not isinstance(model.model, FaderAE):
+    if model.model.kind is not GeneratorKind.TRANSFER or not isinstance(model.model, TransferModel):
+        names = transfer_model_names()
         raise NeurorackError(
             f"model {model.name!r} generates from descriptors only and cannot transfer audio; "
-            "use a fader-ae model (neurorack train CORPUS --model fader-ae)"
+            f"use a model of {', '.join(names)} (neurorack train CORPUS --model {names[0]})"
         )
     return model.model
 
 
 def transfer_curves(
-    ae: FaderAE, audio: np.ndarray, curves: np.ndarray, progress: Callable[[int, int], None] | None = None
+    ae: TransferModel, audio: np.ndarray, curves: np.ndarray, progress: Callable[[int, int], None] | None = None
 ) -> np.ndarray:
     """``audio float32[T]`` encoded and decoded with ``curves float32[F, 7]`` -> ``float32[F · hop]``.
 
-    The input is cut or zero-padded to ``F · hop`` samples and run through :meth:`FaderAE.stream` in
-    blocks of :data:`BLOCK_FRAMES` frames, flushed by the PQMF delay, so the output is aligned with it.
+    The input is cut or zero-padded to ``F · hop`` samples and run through
+    :meth:`TransferModel.stream <neurorack.models.base.TransferModel.stream>` in blocks of
+    :data:`BLOCK_FRAMES` frames, flushed by its stream delay, so the output is aligned with it.
     """
     hop, frames = ae.hop_length, curves.shape[0]
-    total = frames + ae.pad_frames  # the PQMF delay is flushed by a few frames of silence
+    total = frames + ae.pad_frames  # the stream delay is flushed by a few frames of silence
     signal = torch.zeros(1, 1, total * hop)
     piece = torch.from_numpy(np.asarray(audio, dtype=np.float32)[: frames * hop])
     signal[0, 0, : piece.numel()] = piece
@@ -80,7 +89,7 @@ def transfer_curves(
             outputs.append(y)
             if progress is not None:
                 progress(done, len(blocks))
-    delay = ae.pqmf.delay
+    delay = ae.stream_delay
     return torch.cat(outputs, dim=-1)[0, 0, delay : delay + frames * hop].numpy().astype(np.float32)
 
 
@@ -93,19 +102,19 @@ def transfer(
     absolute: Mapping[str, float] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TransferResult:
-    """Re-synthesise ``audio`` (float ``[T]`` at the model's rate) through a ``fader-ae`` model.
+    """Re-synthesise ``audio`` (float ``[T]`` at the model's rate) through a transfer model (e.g. ``fader-ae``).
 
     Args:
         model: a loaded autoencoder (:func:`neurorack.model_file.load_model`).
         audio: mono input samples.
-        scale, offset, absolute: descriptor edits (:func:`neurorack.anchors.edit_curves`); none: plain
+        scale, offset, absolute: descriptor edits (:func:`neurorack.curves.anchors.edit_curves`); none: plain
             reconstruction (or timbre transfer, through a model of another corpus).
         progress: called with (blocks done, blocks in total).
 
     Raises:
         NeurorackError: not an autoencoder, empty or non-finite audio, a bad edit.
     """
-    ae = autoencoder_of(model)
+    ae = transfer_model_of(model)
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 1 or x.size == 0:
         raise NeurorackError(f"transfer needs mono audio with samples, got shape {list(x.shape)}")
@@ -132,7 +141,7 @@ class SourceTransfer(Generator):
 
     def __init__(self, model: ModelGenerator, audio: np.ndarray) -> None:
         super().__init__(model.descriptor_config)
-        self.ae = autoencoder_of(model)
+        self.ae = transfer_model_of(model)
         self.audio = np.asarray(audio, dtype=np.float32)
         self.name = model.name
 

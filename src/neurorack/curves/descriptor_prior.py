@@ -1,6 +1,6 @@
 """Which brightness knob was moved? A prior over natural descriptor frames that reads it from the curves.
 
-The shape lock of ``ddsp-impact`` (:mod:`neurorack.models.spectral_lock`) must trade the centroid,
+The shape lock of ``ddsp-impact`` (:mod:`neurorack.models.impact.spectral_lock`) must trade the centroid,
 bandwidth and roll-off requests off when they cannot all be met (a doubled roll-off at the same centroid
 and bandwidth). Told which descriptor a player moved (:meth:`~neurorack.generators.base.Generator.focus`,
 as the engine and ``generate --set`` do) it honours that one; given bare curves it has to guess, and

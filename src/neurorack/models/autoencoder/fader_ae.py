@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from neurorack.descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
-from neurorack.models.base import ImpactModel
+from neurorack.models.base import TransferModel
 from neurorack.models.pqmf import PQMF
 from neurorack.models.registry import register_model
 from neurorack.models.streaming import CausalConv1d, Residual, Streaming, StreamingSequential, SubPixelUpsample
@@ -181,7 +181,7 @@ class Decoder(Streaming):
 
 
 @register_model("fader-ae", tiny={"n_bands": 8, "capacity": 4, "latent_dim": 4})
-class FaderAE(ImpactModel):
+class FaderAE(TransferModel):
     """Descriptor-controlled multiband variational autoencoder (see the module docstring).
 
     Args:
@@ -201,8 +201,8 @@ class FaderAE(ImpactModel):
             written before the option existed were trained with ``True`` (:attr:`legacy_kwargs`).
     """
 
-    #: Trained with the fader (latent-adversary) objective of :mod:`neurorack.training.fader_module`.
-    autoencoder = True
+    #: trained with the fader (latent-adversary) objective of :mod:`neurorack.training.fader_module`
+    objective: ClassVar[str] = "fader"
     legacy_kwargs: ClassVar[dict[str, Any]] = {"control_stages": True}
     #: Descriptors the training matches on the output (the impact models' four plus a smooth roll-off,
     #: :func:`neurorack.training.losses.soft_rolloff`: without it nothing teaches the roll-off control).
@@ -272,8 +272,9 @@ class FaderAE(ImpactModel):
         return self.hop_length + self.pqmf.delay
 
     @property
-    def n_controls(self) -> int:
-        return len(self.controls)
+    def stream_delay(self) -> int:
+        """The PQMF delay, samples."""
+        return int(self.pqmf.delay)
 
     def set_timbre(self, latent: Tensor) -> None:
         """The latent ``[latent_dim]`` used when generating from descriptor curves alone."""
@@ -363,13 +364,6 @@ class FaderAE(ImpactModel):
             "logvar": logvar[..., :frames],
             "latent": z[..., :frames],
         }
-
-    def extend_curves(self, descriptors: Tensor) -> Tensor:
-        """Curves ``[B, F, 7]`` extended by :attr:`pad_frames` copies of their last frame -> ``[B, F + pad_frames, 7]``
-        (the frames of the zero padding that flushes the PQMF delay)."""
-        if self.pad_frames == 0:
-            return descriptors
-        return torch.cat([descriptors, descriptors[:, -1:].expand(-1, self.pad_frames, -1)], dim=1)
 
     def transfer(self, audio: Tensor, descriptors: Tensor) -> Tensor:
         """``audio [B, T]`` re-synthesised with ``descriptors [B, T / hop, 7]`` (edited or not) -> ``[B, T]``."""

@@ -1,10 +1,10 @@
-"""Compiled inference kernels for :mod:`neurorack.models.spectral_synth` (no gradient, CPU).
+"""Compiled inference kernels for :mod:`neurorack.models.impact.spectral_synth` (no gradient, CPU).
 
 At inference the synthesis tensors are small (~90 frames × 32 partials for a 1 s hit), so the
 PyTorch versions spend most of their time in per-operation overhead: ~20 broadcasts, a gather
 and a scatter for the partials, a ``cos`` over every bin for the comb. These numba loops compute
 the same values in one pass each and are what make the default generator several hundred times
-faster than real time. :class:`~neurorack.models.spectral_synth.SpectralSynth` calls them only
+faster than real time. :class:`~neurorack.models.impact.spectral_synth.SpectralSynth` calls them only
 when no gradient is needed and the tensors live on the CPU; the tests check them against the
 differentiable PyTorch path. They release the GIL (``nogil``), as torch operations do, so a render
 thread running them never holds up the audio callback's Python code.

@@ -30,7 +30,7 @@ spectrum is from it (:data:`PRIORITY_GAIN`), times a fixed emphasis (:data:`EMPH
 brightness first), and the others give way. This is a compromise, not a solution: with one
 descriptor moved and the others held, the centroid follows well, bandwidth and roll-off only
 part of the way (figures at :data:`EMPHASIS`). Told which descriptor moved (:func:`focus_emphasis`,
-from the player's knob or read from the curves by :mod:`neurorack.descriptor_prior`), the moved one
+from the player's knob or read from the curves by :mod:`neurorack.curves.descriptor_prior`), the moved one
 wins. The roll-off condition can stall even then (a bright hit asked for a roll-off below its held
 centroid kept 96 % of its mass above it): when it is the moved one, a last one-parameter step scales
 the gains by ``exp(κ h(f))`` so that exactly 15 % of the shaped mass lies above the request (measured

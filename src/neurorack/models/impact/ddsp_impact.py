@@ -9,12 +9,12 @@ Processing", ICLR 2020) adapted to impacts and to CPU speed:
   fine amplitude envelope (for sharp attacks);
 * partials sit at ``k · f0 · sqrt(1 + β k²)`` (stiff-string stretch, β ≥ 0 learned,
   plus a user offset) and are rendered with inverse-FFT synthesis
-  (:mod:`neurorack.models.spectral_synth`), noise as filtered spectra, all in
+  (:mod:`neurorack.models.impact.spectral_synth`), noise as filtered spectra, all in
   one inverse FFT per synthesis frame;
 * loudness is explicit: every amplitude is proportional to the requested rms,
   so the loudness control is structural rather than learned.
 
-Without gradients on the CPU the same function is rendered by :mod:`neurorack.models.ddsp_fused`
+Without gradients on the CPU the same function is rendered by :mod:`neurorack.models.impact.ddsp_fused`
 (a few compiled passes instead of ~700 small tensor operations; ``fused_inference = False`` turns it off).
 
 Shapes: descriptors ``[B, F, 7]`` in physical units -> audio ``[B, F * hop]``.
@@ -32,11 +32,11 @@ from torch import Tensor, nn
 
 from neurorack.descriptors import frame_rms
 from neurorack.models.base import ImpactModel, canonical_focus
-from neurorack.models.ddsp_fused import FusedConstants, fused_applies, render_fused
+from neurorack.models.impact.ddsp_fused import FusedConstants, fused_applies, render_fused
+from neurorack.models.impact.spectral_kernels import kernels_apply
+from neurorack.models.impact.spectral_lock import centroid_tilt, floor_and_lock, focus_emphasis, moment_shaping
+from neurorack.models.impact.spectral_synth import SpectralSynth, accumulate_phase
 from neurorack.models.registry import register_model
-from neurorack.models.spectral_kernels import kernels_apply
-from neurorack.models.spectral_lock import centroid_tilt, floor_and_lock, focus_emphasis, moment_shaping
-from neurorack.models.spectral_synth import SpectralSynth, accumulate_phase
 
 #: Largest roll-off the shape lock is asked for, as a share of Nyquist. 15 % of the magnitude above a
 #: frequency this close to Nyquist cannot be built from the top bands (white noise measures 0.85), and a
@@ -83,7 +83,7 @@ class DDSPImpact(ImpactModel):
             noise is periodic at the requested f0, so pitch follows f0 on noisy hits too; measured on
             the drums with the previous model, f0 slope 0.09 -> 1.00 on tonal sounds, MR-STFT 1.93 -> 1.91).
         shape_lock: lock bandwidth and roll-off too: three-parameter shaping per frame that also holds
-            the centroid (:mod:`neurorack.models.spectral_lock`); ``centroid_lock`` is then unused.
+            the centroid (:mod:`neurorack.models.impact.spectral_lock`); ``centroid_lock`` is then unused.
         loudness_lock: after synthesis, correct each descriptor frame's gain (smoothly interpolated,
             no gradient through the gain) so the frame rms measured as in :mod:`neurorack.descriptors`
             equals the requested rms.
@@ -166,7 +166,7 @@ class DDSPImpact(ImpactModel):
         self._table: Tensor | None = None
         self.inharmonicity = 0.0  # user offset added to the learned stretch β (a knob, not a weight)
         self.lock_emphasis: np.ndarray | None = None  # the shape lock's priorities (set_focus), None: default
-        #: render through :mod:`neurorack.models.ddsp_fused` when it applies (CPU, no gradient, shape lock)
+        #: render through :mod:`neurorack.models.impact.ddsp_fused` when it applies (CPU, no gradient, shape lock)
         self.fused_inference = True
         self.fused_constants = FusedConstants()
         for module in self.modules():
@@ -196,8 +196,8 @@ class DDSPImpact(ImpactModel):
         """Shape ``band_gains [B, M, nb]`` and ``partial_amps [B, M, K]`` (at ``freqs`` Hz) per synthesis frame.
 
         With ``shape_lock`` the expected magnitude spectrum gets the requested centroid, bandwidth and
-        roll-off (:func:`~neurorack.models.spectral_lock.moment_shaping`), otherwise the centroid only
-        (:func:`~neurorack.models.spectral_lock.centroid_tilt`). ``descriptors [B, M, 7]`` at synthesis-frame
+        roll-off (:func:`~neurorack.models.impact.spectral_lock.moment_shaping`), otherwise the centroid only
+        (:func:`~neurorack.models.impact.spectral_lock.centroid_tilt`). ``descriptors [B, M, 7]`` at synthesis-frame
         rate. The result is rescaled to each frame's original power so loudness is unchanged.
         """
         batch, frames, nb = band_gains.shape

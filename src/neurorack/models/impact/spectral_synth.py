@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurorack.models.spectral_kernels import (
+from neurorack.models.impact.spectral_kernels import (
     add_partials_rows,
     band_noise_rows,
     band_pairs,
     kernels_apply,
 )
-from neurorack.models.spectral_kernels import phases as phase_kernel
+from neurorack.models.impact.spectral_kernels import phases as phase_kernel
 
 
 def hann_lobe_table(n_fft: int, half_width: int, oversample: int) -> np.ndarray:
@@ -279,7 +279,7 @@ class SpectralSynth(nn.Module):
 
         ``noise``: ``[B, M, bins, 2]`` windowed white-noise spectra (:meth:`white_noise_spectra`);
         ``comb_f0 [B, M]`` Hz, ``comb_depth``: optional magnitude comb on the noise (:meth:`harmonic_comb`).
-        Without gradients on the CPU the work is done by :mod:`neurorack.models.spectral_kernels`.
+        Without gradients on the CPU the work is done by :mod:`neurorack.models.impact.spectral_kernels`.
         """
         spectra = self.noise_spectra(noise, band_gains, comb_f0, comb_depth)
         return self.render(self.partial_spectra(freqs, amps, phases, out=spectra))
@@ -289,7 +289,7 @@ def accumulate_phase(freqs: Tensor, hop: int, sample_rate: int, initial: Tensor 
     """Phase at each frame centre for frequencies ``[B, M, K]`` Hz held over ``hop`` samples (trapezoid rule).
 
     Accumulated in float64 and wrapped to ``[0, 2π)``; no gradient. Without gradients on the CPU a
-    compiled loop does it (:func:`~neurorack.models.spectral_kernels.phases`).
+    compiled loop does it (:func:`~neurorack.models.impact.spectral_kernels.phases`).
     """
     if kernels_apply(freqs) and (initial is None or kernels_apply(initial)):
         return phase_kernel(freqs, hop / sample_rate, initial)
