@@ -15,8 +15,8 @@ import soundfile as sf
 from neurorack.audio_io import read_audio, resample
 from neurorack.cli import main
 from neurorack.corpus import SPLITS, BuildReport, Corpus, build_corpus, split_for
-from neurorack.corpus.build import FADE_SECONDS, PRE_ROLL_SECONDS, sound_hash, trim
 from neurorack.corpus.licences import LicenceFinder, parse_dep5, summarize_licence
+from neurorack.corpus.process import FADE_SECONDS, PRE_ROLL_SECONDS, sound_hash, trim
 from neurorack.descriptors import N_DESCRIPTORS
 from neurorack.errors import CorpusError
 

@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from neurorack.cli.console import console, err_console
-from neurorack.corpus.build import BuildReport, build_corpus
+from neurorack.corpus.build import build_corpus
 from neurorack.corpus.fetch import FetchReport, default_cache, fetch_drums
+from neurorack.corpus.report import BuildReport
 
 corpus_app = typer.Typer(
     name="corpus",

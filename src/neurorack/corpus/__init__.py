@@ -12,9 +12,10 @@ Building is :func:`build_corpus` (``neurorack corpus build``), fetching the Debi
 samples :func:`fetch_drums` (``neurorack corpus fetch drums``).
 """
 
-from neurorack.corpus.build import BuildReport, build_corpus
+from neurorack.corpus.build import build_corpus
 from neurorack.corpus.fetch import FetchReport, fetch_drums
 from neurorack.corpus.manifest import SPLITS, Corpus, Sound, split_for
+from neurorack.corpus.report import BuildReport
 
 __all__ = [
     "SPLITS",
