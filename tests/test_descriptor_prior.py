@@ -243,12 +243,12 @@ def test_export_cli_refuses_to_overwrite_the_source_before_fitting(
     tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same-file refusal comes first: no seconds spent fitting a prior that cannot be written."""
-    import neurorack.training.run as run_module
+    import neurorack.training.export as export_module
 
     def no_fit(*args: object, **kwargs: object) -> None:
         raise AssertionError("the prior was fitted before the --out check")
 
-    monkeypatch.setattr(run_module, "fit_prior", no_fit)
+    monkeypatch.setattr(export_module, "fit_prior", no_fit)
     source = export_model(tiny_impact(), tmp_path / "old.safetensors")
     assert main(["export", str(source), "--corpus", str(corpus_dir), "--out", str(tmp_path / "old")]) == 2
     assert "never rewritten" in capsys.readouterr().err

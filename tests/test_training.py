@@ -33,7 +33,7 @@ from neurorack.training import (
     load_checkpoint,
     train,
 )
-from neurorack.training.run import LAST_CHECKPOINT
+from neurorack.training.run_folder import LAST_CHECKPOINT
 
 SR = 16_000
 HOP = 256

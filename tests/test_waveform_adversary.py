@@ -17,7 +17,7 @@ from neurorack.model_file import read_model_file
 from neurorack.models.registry import TINY_CONFIGS
 from neurorack.training import fader_module, train
 from neurorack.training.fader_module import FaderTrainingModule
-from neurorack.training.run import LAST_CHECKPOINT
+from neurorack.training.run_folder import LAST_CHECKPOINT
 from neurorack.training.waveform_discriminator import (
     MultiScaleSTFTDiscriminator,
     STFTDiscriminator,

@@ -228,7 +228,7 @@ def export_command(
         return
     if corpus is not None:
         raise NeurorackError("--corpus is for a model file; a run fits its prior on its own corpus")
-    from neurorack.training.run import export_run
+    from neurorack.training.export import export_run
 
     path = export_run(run, out, n_anchors=anchors, checkpoint=checkpoint)
     console.print(f"model: {path}", highlight=False)
@@ -237,7 +237,7 @@ def export_command(
 def _export_prior(source: Path, out: Path | None, corpus_dir: Path | None) -> None:
     from neurorack.corpus import Corpus
     from neurorack.model_file import copy_target, export_with_prior, load_model
-    from neurorack.training.run import fit_prior
+    from neurorack.training.export import fit_prior
 
     if corpus_dir is None or out is None:
         raise NeurorackError("a model file needs --corpus (the sounds to fit its prior on) and --out (the copy)")

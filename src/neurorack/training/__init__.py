@@ -3,10 +3,12 @@
 Entry points: :func:`train` (``neurorack train``) and :func:`export_run` (``neurorack export``).
 """
 
+from neurorack.training.checkpoints import best_checkpoint
 from neurorack.training.data import SegmentDataset, descriptor_statistics
+from neurorack.training.export import export_run
 from neurorack.training.losses import DescriptorLoss, MultiScaleSpectralLoss, clamp_curves, edit_curves
 from neurorack.training.module import ImpactTrainingModule, load_checkpoint
-from neurorack.training.run import TrainResult, best_checkpoint, export_run, train
+from neurorack.training.run import TrainResult, train
 
 __all__ = [
     "DescriptorLoss",

@@ -20,44 +20,51 @@ interactive session or a test runner.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
-from neurorack.corpus import Corpus, build_corpus
-from neurorack.corpus.manifest import CORPUS_JSON, Sound, write_json_atomic
-from neurorack.curves.descriptor_prior import DescriptorPrior
+from neurorack.corpus import Corpus
+from neurorack.corpus.manifest import write_json_atomic
 from neurorack.errors import NeurorackError
-from neurorack.models.base import ImpactModel, TransferModel
 from neurorack.models.registry import TINY_CONFIGS, build_model, legacy_kwargs, model_names
+from neurorack.training.checkpoints import _AtomicCheckpointIO, _LastCheckpoint, check_checkpoint
 from neurorack.training.data import SegmentDataset, descriptor_statistics
-from neurorack.training.module import ImpactTrainingModule, load_checkpoint
+from neurorack.training.export import DEFAULT_ANCHORS, export_run
+from neurorack.training.module import ImpactTrainingModule
 from neurorack.training.objectives import objective_module
+from neurorack.training.run_folder import (
+    BEST_PREFIX,
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    LOG_DIR,
+    MODEL_FILE,
+    RUN_FORMAT,
+    RUN_JSON,
+    RUN_VERSION,
+    Log,
+    _is_launched_child,
+    open_source,
+    read_run_json,
+)
+from neurorack.training.trainer_setup import (
+    _final_metrics,
+    _ProgressBar,
+    _quiet_lightning,
+    _Summary,
+    _threads_for,
+    _torch_threads,
+)
 
-RUN_JSON = "run.json"
-RUN_FORMAT = "neurorack-run"
-RUN_VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
-BEST_PREFIX = "best"
-LOG_DIR = "logs"
-CORPUS_DIR = "corpus"
-MODEL_FILE = "model.safetensors"
 DEFAULT_MODEL = "ddsp-impact"
 #: Training budget when none is given: with the corpus build and the export, `neurorack train FOLDER` stays
 #: within 30 minutes on a 2-core CPU for ~600 one-shots.
@@ -77,10 +84,6 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "waveform_adversary": False,
     "adversary_weight": 1.0,
 }
-#: Anchors stored in an exported model.
-DEFAULT_ANCHORS = 8
-
-Log = Callable[[str], None]
 
 
 def training_module_class(model: str) -> type[ImpactTrainingModule]:
@@ -136,30 +139,6 @@ class TrainResult:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-# -- helpers ---------------------------------------------------------------------------------------------------
-def _is_launched_child() -> bool:
-    """True in the extra processes Lightning's DDP launcher starts (they re-run the command line)."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
-
-
-def read_run_json(run: Path) -> dict[str, Any]:
-    """The ``run.json`` of a run folder.
-
-    Raises:
-        NeurorackError: missing or unreadable.
-    """
-    path = run / RUN_JSON
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NeurorackError(f"{run}: not a training run (no {RUN_JSON})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NeurorackError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
-    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
-        raise NeurorackError(f"{path}: not a neurorack run file")
-    return data
-
-
 def resolve_model_config(model: str, model_config: dict[str, Any] | str | None) -> dict[str, Any]:
     """Keyword arguments of a model: a dict, a JSON object string, ``"tiny"`` (the test configuration) or None.
 
@@ -191,51 +170,6 @@ def resolve_model_config(model: str, model_config: dict[str, Any] | str | None) 
     return config
 
 
-def open_source(source: Path, run: Path, *, progress: bool, jobs: int | None, log: Log) -> Corpus:
-    """The corpus to train on: ``source`` itself when it is a corpus, else one built from it into ``run/corpus``.
-
-    Raises:
-        NeurorackError: ``source`` is missing, or neither a corpus nor a folder of audio.
-    """
-    if not source.exists():
-        raise NeurorackError(f"{source}: no such corpus or sample folder")
-    if (source / CORPUS_JSON).is_file():
-        return Corpus.open(source)
-    if not source.is_dir():
-        raise NeurorackError(f"{source}: not a folder (give a corpus or a folder of audio samples)")
-    target = run / CORPUS_DIR
-    if _is_launched_child():
-        return Corpus.open(target)
-    log(f"building a corpus from {source} into {target}")
-    report = build_corpus([source], target, jobs=jobs, progress=progress)
-    if report.sounds == 0:
-        raise NeurorackError(f"{source}: no usable audio found ({len(report.skipped)} files skipped)")
-    log(f"corpus: {report.sounds} sounds ({', '.join(f'{k} {v}' for k, v in report.splits.items())})")
-    return Corpus.open(target)
-
-
-def _threads_for(accelerator: str, devices: int, threads: int | None) -> int | None:
-    """Torch CPU threads per process when training on the CPU: ``threads``, else all cores shared by the
-    local processes; ``None`` on GPUs."""
-    if accelerator not in ("auto", "cpu") or (accelerator == "auto" and torch.cuda.is_available()):
-        return None
-    if threads is not None:
-        return max(1, threads)
-    return max(1, (os.cpu_count() or 1) // max(1, devices))
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` intra-op threads (unchanged when ``None``), restoring the previous count."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _datasets(corpus: Corpus, frames: int, seed: int, max_sounds: int | None, log: Log) -> tuple[SegmentDataset, ...]:
     train_set = SegmentDataset(corpus, "train", frames, seed=seed, max_sounds=max_sounds)
     if corpus.sounds("validation"):
@@ -246,116 +180,6 @@ def _datasets(corpus: Corpus, frames: int, seed: int, max_sounds: int | None, lo
     return train_set, val_set
 
 
-class _AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file and renamed: a kill never leaves a truncated ``last.ckpt``."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, target)
-
-
-def check_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a training checkpoint safely (``weights_only``) to check it before resuming.
-
-    Raises:
-        NeurorackError: unreadable or not a checkpoint of a training run.
-    """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged files
-        raise NeurorackError(
-            f"{path}: cannot read the checkpoint ({type(exc).__name__}); resume from another one by copying "
-            f"a best-*.ckpt over it, or start a new run"
-        ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
-        raise NeurorackError(f"{path}: not a training checkpoint")
-    return ckpt
-
-
-class _LastCheckpoint(ModelCheckpoint):
-    """The periodic resume checkpoint, under a state key that does not depend on its period."""
-
-    @property
-    def state_key(self) -> str:
-        return "neurorack-last-checkpoint"
-
-
-class _ProgressBar(RichProgressBar):
-    """Rich progress bar (per-epoch ETA) whose title also shows the time left of the run's budget."""
-
-    def _get_train_description(self, current_epoch: int) -> str:
-        text = f"Epoch {current_epoch}"
-        max_epochs = self.trainer.max_epochs
-        if max_epochs is not None and max_epochs > 0:
-            text += f"/{max_epochs - 1}"
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]
-        left = timer.time_remaining() if timer is not None else None
-        if left is not None:
-            text += f" ({max(0.0, left) / 60:.1f} min left)"
-        return text
-
-
-class _Summary(Callback):
-    """One line per validation on stderr: epoch, step, losses, learning rate, speed, time."""
-
-    def __init__(self, log: Log) -> None:
-        self.emit = log
-        self.start = time.monotonic()
-        self.start_step = 0
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.start = time.monotonic()
-        self.start_step = trainer.global_step
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        elapsed = time.monotonic() - self.start
-        rate = (trainer.global_step - self.start_step) / max(elapsed, 1e-9)
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        parts = [f"epoch {trainer.current_epoch}", f"step {trainer.global_step}"]
-        for key, label in (
-            ("train/total_epoch", "train"),
-            ("val/loss", "val"),
-            ("val/mrstft", "mrstft"),
-            ("val/control_centroid", "ctrl"),
-        ):
-            if key in m:
-                parts.append(f"{label} {m[key]:.4f}")
-        parts += [f"lr {lr:.2e}", f"{rate:.2f} steps/s", f"{elapsed / 60:.1f} min"]
-        self.emit("  ".join(parts))
-
-
-def _final_metrics(trainer: L.Trainer) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in trainer.callback_metrics.items():
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            out[key] = float(value)
-    return out
-
-
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    # a budget that ends mid-epoch stops before that epoch's validation: nothing to monitor then
-    warnings.filterwarnings("ignore", message=".*could not find the monitored key in the returned metrics.*")
-    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
-    warnings.filterwarnings("ignore", message=".*`isinstance.treespec, LeafSpec.` is deprecated.*")
-    warnings.filterwarnings("ignore", message=".*is an invalid version and will not be supported.*")
-    # fader-ae steps its optimisers by hand; its periodic checkpoints hold the state after the step, as wanted
-    warnings.filterwarnings("ignore", message=".*ModelCheckpoint with manual optimization and every_n_train_steps.*")
-    # every epoch draws fresh random crops: resuming mid-epoch loses nothing a resumable loader would keep
-    warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-
-
-# -- training --------------------------------------------------------------------------------------------------
 def train(
     source: str | os.PathLike[str],
     *,
@@ -670,108 +494,3 @@ def train(
                 result.model_file = export_run(run, run / MODEL_FILE, n_anchors=n_anchors)
                 say(f"exported {result.model_file}")
     return result
-
-
-# -- export ----------------------------------------------------------------------------------------------------
-def best_checkpoint(run: Path) -> Path:
-    """The checkpoint of a run with the lowest validation loss (``last.ckpt`` when none was validated).
-
-    Raises:
-        NeurorackError: the run has no checkpoint.
-    """
-    ckpt_dir = run / CHECKPOINT_DIR
-    best = sorted(ckpt_dir.glob(f"{BEST_PREFIX}-*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if best:
-        return best[-1]
-    last = ckpt_dir / LAST_CHECKPOINT
-    if last.is_file():
-        return last
-    raise NeurorackError(f"{run}: no checkpoint to export (train first: neurorack train ... --out {run})")
-
-
-def _anchor_name(sound: Any, taken: set[str]) -> str:
-    stem = Path(sound.source).stem.strip() or sound.hash[:8]
-    name = f"{sound.label}/{stem}" if sound.label else stem
-    name = "".join(ch if ord(ch) >= 32 else "_" for ch in name).strip() or sound.hash[:8]
-    if name in taken:
-        name = f"{name}#{sound.hash[:8]}"
-    taken.add(name)
-    return name
-
-
-def export_run(
-    run: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
-    *,
-    n_anchors: int = DEFAULT_ANCHORS,
-    checkpoint: str | os.PathLike[str] | None = None,
-) -> Path:
-    """Export the best checkpoint of ``run`` as a playable model file, with anchors from the corpus train split.
-
-    Args:
-        run: a run folder.
-        out: the model file (default ``run/model.safetensors``).
-        n_anchors: reference sounds stored as anchors (:func:`neurorack.curves.anchors.select_anchors`).
-        checkpoint: a specific checkpoint instead of the best one.
-
-    Returns:
-        the path written.
-
-    Raises:
-        NeurorackError: not a run, no checkpoint, unreadable corpus.
-    """
-    from neurorack.curves.anchors import select_anchors
-    from neurorack.model_file import export_model
-
-    run_path = Path(run)
-    meta = read_run_json(run_path)
-    ckpt = Path(checkpoint) if checkpoint is not None else best_checkpoint(run_path)
-    model, hparams = load_checkpoint(ckpt)
-    corpus = Corpus.open(meta["corpus"])
-    sounds = corpus.sounds("train") or corpus.sounds()
-    taken: set[str] = set()
-    named = [(_anchor_name(s, taken), s) for s in sounds]
-    names, curves = select_anchors([(n, s.descriptors()) for n, s in named], n_anchors)
-    by_name = {n: s for n, s in named}
-    info = {
-        n: {"label": by_name[n].label, "source": Path(by_name[n].source).name, "hash": by_name[n].hash} for n in names
-    }
-    ckpt_meta = torch.load(ckpt, map_location="cpu", weights_only=True)
-    training = {
-        "corpus": corpus.path.name,
-        "sounds": {split: len(corpus.sounds(split)) for split in ("train", "validation", "test")},
-        "checkpoint": ckpt.name,
-        "global_step": int(ckpt_meta.get("global_step", 0)),
-        "epoch": int(ckpt_meta.get("epoch", 0)),
-        "lr": float(hparams.get("lr", 0.0)),
-        "batch_size": meta.get("batch_size"),
-        "frames": meta.get("frames"),
-        "best_val_loss": meta.get("best_val_loss"),
-    }
-    if isinstance(model, TransferModel):
-        model.set_timbre(model.timbre_of([s.audio() for s in sounds]))
-        training["timbre_sounds"] = len(sounds)
-    prior = fit_prior(model, sounds)
-    target = Path(out) if out is not None else run_path / MODEL_FILE
-    return export_model(
-        model,
-        target,
-        anchors=dict(zip(names, curves, strict=True)),
-        anchor_info=info,
-        training=training,
-        descriptor_config=corpus.config,
-        prior=prior,
-    )
-
-
-def fit_prior(model: ImpactModel, sounds: Sequence[Sound]) -> DescriptorPrior | None:
-    """The descriptor prior of ``sounds`` for a model that takes the moved-knob hint, else None.
-
-    Also None when the sounds have too few active frames for a mixture (a handful of very short sounds).
-    """
-    if not model.takes_focus:
-        return None
-    try:
-        return DescriptorPrior.fit(s.descriptors() for s in sounds)
-    except NeurorackError:
-        return None
