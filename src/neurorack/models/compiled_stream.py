@@ -4,12 +4,11 @@
 block through Python (module calls, shape checks, state bookkeeping): at 2048-sample blocks that
 overhead costs as much as the convolutions themselves. :class:`CompiledStream` traces the step once for
 a fixed batch and block length (``torch.jit.trace``) and runs the recorded graph instead: same
-operations, same weights, same output (the test compares them exactly), ~1.6x faster per block on one
-thread (measured: 1.75 -> 1.05 ms per 2048-sample block, 26x -> 44x real time).
+operations, same weights, same output (the test compares them exactly), faster per block.
 
 ``torch.jit.trace`` is deprecated in favour of ``torch.compile`` / ``torch.export``, but neither fits
 here: ``torch.compile`` needs a C++ toolchain and tens of seconds at start-up, and the module of
-``torch.export`` runs its graph op by op in Python (measured ~2x slower than the trace per block). The
+``torch.export`` runs its graph op by op in Python, slower than the trace. The
 torch version is pinned; the test compares the trace with the eager step, so a change would show.
 
 The state stays explicit, as everywhere in :mod:`neurorack.models.streaming`: ``step(audio, curves,

@@ -2,8 +2,7 @@
 
 At inference a 1 s hit is ~90 frames, and the step-by-step path of
 :meth:`~neurorack.models.impact.ddsp_impact.DDSPImpact.synthesize` spends more time dispatching its ~700
-small tensor operations than computing (measured on this 2-core VM: ~4 ms per 1 s hit in a slow phase,
-of which the compiled kernels and the frame network took ~1.5 ms). This path computes the same audio with
+small tensor operations than computing. This path computes the same audio with
 
 1. the frame network as matrix products in ``[frames, channels]`` layout (each kernel-3
    convolution unfolded into one product: PyTorch's CPU ``conv1d`` takes its slow im2col path on

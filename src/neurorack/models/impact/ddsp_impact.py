@@ -40,9 +40,7 @@ from neurorack.models.registry import register_model
 
 #: Largest roll-off the shape lock is asked for, as a share of Nyquist. 15 % of the magnitude above a
 #: frequency this close to Nyquist cannot be built from the top bands (white noise measures 0.85), and a
-#: request beyond it (a bright hit's roll-off doubled) made the solver give up: measured on 40 drum test
-#: sounds, roll-off control slope from the curves alone 0.67 -> 0.74, knob named 0.74 -> 0.80, validation
-#: sounds and MR-STFT unchanged (0.8: 0.76 / 0.78).
+#: request beyond it (a bright hit's roll-off doubled) makes the solver give up.
 ROLLOFF_REACH = 0.9
 
 
@@ -77,11 +75,9 @@ class DDSPImpact(ImpactModel):
         tilt_floor: noise floor added before the lock, relative to the frame's loudest band (centroid
             lock: flat over all bands) or component (shape lock: a bump around the requested centroid
             and spread, :meth:`_target_floor`): a lock cannot brighten bands the network silenced.
-            Measured on the drums with the centroid lock: centroid slope 0.55 -> 0.81 with 0.01; a flat
-            floor costs MR-STFT in the silent regions of real hits (1.93 at 0.01, 1.78 without).
+            A flat floor costs MR-STFT in the silent regions of real hits.
         noise_comb: depth (0..1) of a comb at the multiples of f0 on the noise (structural pitch: the
-            noise is periodic at the requested f0, so pitch follows f0 on noisy hits too; measured on
-            the drums with the previous model, f0 slope 0.09 -> 1.00 on tonal sounds, MR-STFT 1.93 -> 1.91).
+            noise is periodic at the requested f0, so pitch follows f0 on noisy hits too).
         shape_lock: lock bandwidth and roll-off too: three-parameter shaping per frame that also holds
             the centroid (:mod:`neurorack.models.impact.spectral_lock`); ``centroid_lock`` is then unused.
         loudness_lock: after synthesis, correct each descriptor frame's gain (smoothly interpolated,

@@ -29,16 +29,13 @@ roll-off cannot double (Cantelli's inequality bounds the 85 % quantile by
 spectrum is from it (:data:`PRIORITY_GAIN`), times a fixed emphasis (:data:`EMPHASIS`:
 brightness first), and the others give way. This is a compromise, not a solution: with one
 descriptor moved and the others held, the centroid follows well, bandwidth and roll-off only
-part of the way (figures at :data:`EMPHASIS`). Told which descriptor moved (:func:`focus_emphasis`,
+part of the way. Told which descriptor moved (:func:`focus_emphasis`,
 from the player's knob or read from the curves by :mod:`neurorack.curves.descriptor_prior`), the moved one
 wins. The roll-off condition can stall even then (a bright hit asked for a roll-off below its held
 centroid kept 96 % of its mass above it): when it is the moved one, a last one-parameter step scales
-the gains by ``exp(κ h(f))`` so that exactly 15 % of the shaped mass lies above the request (measured
-on 40 drum test sounds, roll-off control slope 0.80 -> 0.90 with the knob named, 0.74 -> 0.88 from the
-curves alone with the prior's guess). A *lowered* roll-off is not met in frames already darker than the
-request: lifting 15 % of a nearly pure low tone's mass above it added hiss (a halved roll-off on a tom
-measured a 2.3 kHz centroid; now 257 Hz, the tom's own), at a small cost in the SPEC §6 slope (40
-sounds: 0.88 -> 0.87). Parameters are clamped, steps damped, and nothing becomes NaN.
+the gains by ``exp(κ h(f))`` so that exactly 15 % of the shaped mass lies above the request. A
+*lowered* roll-off is not met in frames already darker than the request: lifting 15 % of a nearly
+pure low tone's mass above it would add hiss. Parameters are clamped, steps damped, and nothing becomes NaN.
 
 The per-frame solve is a small compiled loop (numba; it ships with librosa): in PyTorch
 the ~45 tiny tensor operations per iteration cost more than the whole synthesis. Frames
@@ -50,17 +47,9 @@ Gains are normalised to the largest one among the *audible* components (mass at 
 :data:`TOP_SHARE` of the frame's loudest), capped at 1 and floored at :data:`MIN_GAIN` (-120 dB).
 Where the solution boosts some components by more than that range over the audible ones (a steep
 tilt reaching far from the centroid), those sit on the floor and the frame keeps much of the network's
-own shape: the lock does not build a spectrum out of nothing. Where to draw the line was measured on
-the bundled model (40 test sounds; slopes with the knob named, centroid / bandwidth / roll-off):
-
-* every component with mass sets the scale (``TOP_SHARE = 0``, the previous rule): a near-silent
-  sub-bass band that a downward tilt boosts sets it, and frames asked for a lower roll-off keep the
-  network's: 0.92 / 0.88 / 0.61, MR-STFT 1.77;
-* ``TOP_SHARE = 1e-5``: 0.93 / 0.89 / 0.84, MR-STFT 1.75, pitch control kept (f0 slope 1.00);
-* ``1e-3`` and above: the centroid control from the curves alone collapses (slope 0.05 on 8 sounds);
-* the loudest *shaped* component sets the scale (every frame gets its solved shape whatever the
-  boost): MR-STFT 1.87 and the pitch control lost (f0 slope 0.01: tonal frames were re-tilted into
-  noise).
+own shape: the lock does not build a spectrum out of nothing. Letting near-silent components set the
+scale froze frames asked for a lower roll-off; letting only the loudest shaped one set it lost the
+pitch control (the measurements: ``docs/design-notes.md``).
 """
 
 from __future__ import annotations
@@ -96,9 +85,7 @@ _DAMPING = 1e-3
 #: player moved furthest from what the sound would naturally have wins.
 PRIORITY_GAIN = 12.0
 #: Extra weight of the centroid, bandwidth and roll-off conditions on top of those priorities:
-#: brightness first (CV 3 by default), then richness, then roll-off. Measured on the drums (8 test
-#: sounds, control slope centroid / bandwidth / roll-off) with the earlier undamped solver:
-#: (1, 1, 1) 0.47 / 0.55 / 0.53, (3, 2, 1) 0.75 / 0.58 / 0.29, (4, 1, 1) 0.80 / 0.56 / -0.06.
+#: brightness first (CV 3 by default), then richness, then roll-off.
 EMPHASIS = np.array([3.0, 2.0, 1.0])
 #: Smallest frequency relative to the requested centroid the shaping works with (and its log).
 _MIN_RATIO = 1e-3
@@ -139,8 +126,6 @@ def centroid_tilt(mass: Tensor, freqs: Tensor, target: Tensor, iterations: int =
 LOCKED = ("centroid", "bandwidth", "rolloff")
 #: How much a moved descriptor's condition outweighs the others per neper of its move
 #: (:func:`focus_emphasis`): a 1.41× move weighs ~3,400× more, so the moved knob wins the trade-off.
-#: Measured on the bundled model (8 test sounds, slopes centroid / bandwidth / roll-off with the
-#: knob named, before TOP_SHARE): 1e3 0.86 / 0.83 / 0.42, 1e4 0.91 / 0.86 / 0.53.
 FOCUS_GAIN = 1e4
 
 
