@@ -40,6 +40,8 @@ SR = 44_100
 GENERATOR_KEYS = {
     "transfer",
     "leakage",
+    "accuracy",
+    "presets_followed",
     "name",
     "kind",
     "class",
@@ -151,6 +153,27 @@ def test_eval_json_through_the_cli(setup: tuple[Path, Path], capsys: pytest.Capt
     # silence is unmeasurable: no valid rms result, written as null rather than NaN
     assert gens["silence"]["control"]["rms"]["n_valid"] == 0
     assert gens["silence"]["control"]["rms"]["slope"] is None
+    # absolute accuracy, octaves off the request: the DSP synth's loudness is exact on its own curves
+    for g in doc["generators"]:
+        assert set(g["accuracy"]) == {"reconstruction", "presets"}
+        assert set(g["accuracy"]["presets"]) == set(TABLE_DESCRIPTORS)
+        assert g["presets_followed"][1] == 5 and 0 <= g["presets_followed"][0] <= 5
+    assert gens["dsp"]["accuracy"]["reconstruction"]["rms"] < 0.05
+    assert gens["silence"]["accuracy"]["reconstruction"]["rms"] > 20  # silence is ~30 octaves too quiet
+    assert gens["silence"]["presets_followed"][0] == 0
+
+
+def test_eval_whole_corpus_held_out(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """--split all measures every sound of a library no model trained on, without the nearest baseline."""
+    corpus, model = setup
+    args = ["eval", str(model), "--corpus", str(corpus), "--split", "all", "--json", "--control-limit", "0"]
+    assert main([*args, "--no-speed"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["settings"]["split"] == "all"
+    assert len(doc["sounds"]["mrstft"]) == len(Corpus.open(corpus).sounds())
+    assert [g["name"] for g in doc["generators"]] == ["tiny", "silence", "dsp"]
+    assert main(["eval", str(model), "--corpus", str(corpus), "--split", "train", "--no-speed"]) == 2
+    assert "--split" in _one_line_error(capsys)
 
 
 def test_eval_report_and_table(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,13 +236,14 @@ def test_evaluate_api_and_renderings(setup: tuple[Path, Path]) -> None:
     assert len(report.examples) == 1 and set(report.examples[0].generated) == {"tiny"}
     assert list(report.result("tiny").control_focused) == ["centroid"]  # only the descriptors asked for
     assert list(report.result("tiny").control_bare) == ["centroid"]
-    # rms, centroid, centroid named, centroid with the prior off
-    assert calls[-1][1] == calls[-1][2] == 2 + 4 * len(DEFAULT_SCALES)
+    # rms, centroid, centroid named, centroid with the prior off, the five drawn presets
+    assert calls[-1][1] == calls[-1][2] == 2 + 4 * len(DEFAULT_SCALES) + 5
     assert all(task.startswith("tiny: ") for task, _, _ in calls)
     assert render_table(report).row_count == 3  # the model, with the knob named, with the prior off
     markdown = render_markdown(report, "neurorack eval x")
-    assert markdown.count("\n| tiny |") == 1 and markdown.count("\n| tiny, knob named |") == 1
+    assert markdown.count("\n| tiny | ddsp-impact |") == 1 and markdown.count("\n| tiny, knob named |") == 1
     assert markdown.count("\n| tiny, prior off |") == 1
+    assert "| tiny | test sounds |" in markdown and "| tiny | drawn presets |" in markdown
     with pytest.raises(KeyError):
         report.result("dsp")
     with pytest.raises(NeurorackError, match="unique"):

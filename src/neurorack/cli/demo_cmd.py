@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from neurorack.audio_io import write_audio
 from neurorack.cli.console import console, err_console
-from neurorack.cli.describe_cmd import active_frames
-from neurorack.descriptors import DESCRIPTOR_NAMES, DescriptorConfig, describe
+from neurorack.descriptors import DESCRIPTOR_NAMES, DescriptorConfig, describe_with
 from neurorack.errors import NeurorackError
 from neurorack.generators.base import Generator
 from neurorack.models.impact.presets import PRESETS, impact_curves
@@ -34,7 +32,10 @@ def demo_command(
     """Render drawn impacts with the bundled model (or --model / --baseline), then measure them back.
 
     Writes OUT/<preset>.wav and OUT/<preset>.png (spectrogram, requested vs
-    measured descriptor curves) and prints how closely each descriptor followed.
+    measured descriptor curves) and prints how closely each descriptor followed
+    (median measured / requested over active frames; "followed": rms, centroid,
+    bandwidth and roll-off within 0.2 octave, f0 within a semitone on tonal
+    presets), the peak level, and a warning for each miss and each peak above 0 dBFS.
     """
     names = presets or list(PRESETS)
     unknown = [n for n in names if n not in PRESETS]
@@ -56,6 +57,9 @@ def demo_command(
     table.add_column("impact")
     for name in DESCRIPTOR_NAMES:
         table.add_column(name, justify="right")
+    table.add_column("followed")
+    table.add_column("peak dBFS", justify="right")
+    warnings: list[str] = []
     from neurorack.plots import plot_descriptors
 
     for name in names:
@@ -63,10 +67,13 @@ def demo_command(
         audio = gen.generate(curves, seed=seed)
         wav = write_audio(out / f"{name}.wav", audio, gen.sample_rate)
         # a render of F frames is F * hop samples; its analysis has one more (centred) frame
-        measured = describe(audio, gen.sample_rate, hop_length=gen.hop_length)[: len(curves)]
-        mask = active_frames(curves)
-        ratios = np.median(measured[mask] / np.maximum(curves[mask], 1e-9), axis=0)
-        table.add_row(name, *(f"{r:.2f}" for r in ratios))
+        measured = describe_with(audio, config)[: len(curves)]
+        report = gen.follow(curves, audio, measured=measured)
+        ratios = [2.0 ** report.octaves[d] for d in DESCRIPTOR_NAMES]
+        table.add_row(
+            name, *(f"{r:.2f}" for r in ratios), "yes" if report.followed else "no", f"{report.peak_dbfs:+.1f}"
+        )
+        warnings.extend(f"{name}: {line}" for line in report.warnings())
         plot_descriptors(
             [curves, measured],
             ["requested", "measured"],
@@ -78,6 +85,8 @@ def demo_command(
         )
         err_console.print(f"wrote {wav} and {out / (name + '.png')}")
     console.print(table)
+    for line in warnings:
+        err_console.print(f"warning: {line}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

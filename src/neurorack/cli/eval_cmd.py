@@ -71,9 +71,12 @@ def _command(
     seed: int,
     no_baselines: bool,
     no_speed: bool,
+    split: str = "test",
 ) -> str:
     """The canonical command line for these settings (written into ``summary.md``)."""
     args = ["neurorack", "eval", *models, "--corpus", str(corpus)]
+    if split != "test":
+        args += ["--split", split]
     if json_out:
         args.append("--json")
     if report is not None:
@@ -121,23 +124,34 @@ def eval_command(
         bool, typer.Option("--no-baselines", help="Leave out the silence, dsp and nearest baselines.")
     ] = False,
     no_speed: Annotated[bool, typer.Option("--no-speed", help="Skip the speed measurement.")] = False,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="test: the corpus's test split; all: every sound, for a library no model trained on "
+            "(the nearest baseline, which plays back the corpus's own sounds, is left out).",
+        ),
+    ] = "test",
 ) -> None:
     """Evaluate models and baselines on a corpus's held-out (test) sounds.
 
     For each generator: MR-STFT distance of reconstructions (median, lower is better), control
     response per descriptor (slope and Spearman ρ of the measured vs the requested scale, ideal 1;
-    f0 on tonal sounds only) and speed (× real time, one CPU thread). Baselines: silence, dsp and
-    nearest (playing back the corpus's train split).
+    f0 on tonal sounds only), absolute accuracy per descriptor (octaves off the request, on the test
+    sounds' curves and on the drawn presets) and speed (× real time, one CPU thread). Baselines:
+    silence, dsp and nearest (playing back the corpus's train split).
     """
     from neurorack.corpus import Corpus
     from neurorack.evaluation import (
         EXAMPLE_SOUNDS,
+        accuracy_rows,
         evaluate,
         leakage_rows,
         load_candidates,
         render_table,
         write_report,
     )
+    from neurorack.evaluation.rendering import ACCURACY_TITLE
 
     if corpus is None:
         raise NeurorackError("--corpus DIR is required (the corpus whose test split is evaluated)")
@@ -147,9 +161,11 @@ def eval_command(
         raise NeurorackError(f"--control-limit must be 0 or more, got {control_limit}")
     if report is not None and report.exists() and not report.is_dir():
         raise NeurorackError(f"--report {report}: exists and is not a folder")
+    if split not in ("test", "all"):
+        raise NeurorackError(f"--split must be test or all, got {split!r}")
     model_list = list(models or [])
     opened = Corpus.open(corpus)
-    candidates = load_candidates(model_list, opened, baselines=not no_baselines)
+    candidates = load_candidates(model_list, opened, baselines=not no_baselines, nearest=split == "test")
     with _progress_bars() as progress:
         result = evaluate(
             candidates,
@@ -160,6 +176,7 @@ def eval_command(
             speed=not no_speed,
             examples=EXAMPLE_SOUNDS if report is not None else 0,
             progress=progress,
+            split=split,
         )
     if report is not None:
         command = _command(
@@ -172,6 +189,7 @@ def eval_command(
             seed=seed,
             no_baselines=no_baselines,
             no_speed=no_speed,
+            split=split,
         )
         written = write_report(result, report, command=command)
         if not json_out:
@@ -180,18 +198,22 @@ def eval_command(
         typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     else:
         console.print(render_table(result))
-        leak_header, leak_rows = leakage_rows(result)
-        if leak_rows:
-            from rich.table import Table
+        _print_rows(*accuracy_rows(result), ACCURACY_TITLE)
+        _print_rows(*leakage_rows(result), "latent leakage: R² of a fresh regressor from the latent (lower is better)")
 
-            table = Table(
-                title="latent leakage: R² of a fresh regressor from the latent (lower is better)", title_justify="left"
-            )
-            for i, h in enumerate(leak_header):
-                table.add_column(h, justify="left" if i == 0 else "right")
-            for cells in leak_rows:
-                table.add_row(*cells)
-            console.print(table)
+
+def _print_rows(header: list[str], rows: list[list[str]], title: str) -> None:
+    """A rich table of ``rows`` under ``header`` (nothing when there are no rows)."""
+    if not rows:
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 or h == "curves" else "right")
+    for cells in rows:
+        table.add_row(*cells)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -138,10 +138,13 @@ def generate_command(
         highlight=False,
         soft_wrap=True,
     )
+    measured = describe_with(audio, model.descriptor_config)[: len(curves)]
+    report = model.follow(curves, audio, measured=measured)
+    for line in report.warnings():
+        err_console.print(f"warning: {line}", highlight=False, soft_wrap=True)
     if plot is not None:
         from neurorack.plots import plot_descriptors
 
-        measured = describe_with(audio, model.descriptor_config)[: len(curves)]
         try:
             png = plot_descriptors(
                 [curves, measured],

@@ -85,7 +85,10 @@ JSON (``neurorack eval --json``, ``DIR/eval.json``; :meth:`EvalReport.to_dict`),
                                               # scaled descriptor named (Generator.focus), else {}
           "control_bare": {...},              # the same with the descriptor prior's guess off, else {}
           "transfer": false,                  # true: an autoencoder measured by transfer (fader-ae)
-          "leakage": {"rms": 0.12, ...}       # autoencoders: latent leakage R² per control, else {}
+          "leakage": {"rms": 0.12, ...},      # autoencoders: latent leakage R² per control, else {}
+          "accuracy": {"reconstruction": {"rms": 0.01, ...}, "presets": {...}},
+                                              # median |log2(measured / requested)|, octaves, per descriptor
+          "presets_followed": [3, 5]          # drawn presets within tolerance, presets drawn
         }, ...
       ]
     }
@@ -104,7 +107,7 @@ from neurorack.evaluation.protocol import (
     mrstft_scores,
     select_test_sounds,
 )
-from neurorack.evaluation.rendering import leakage_rows, render_markdown, render_table, table_rows
+from neurorack.evaluation.rendering import accuracy_rows, leakage_rows, render_markdown, render_table, table_rows
 from neurorack.evaluation.report_folder import write_report
 from neurorack.evaluation.results import (
     FOCUS_DESCRIPTORS,
@@ -147,6 +150,7 @@ __all__ = [
     "GeneratorResult",
     "MrstftSummary",
     "ProgressCallback",
+    "accuracy_rows",
     "check_compatible",
     "evaluate",
     "is_tonal",

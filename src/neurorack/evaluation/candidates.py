@@ -67,10 +67,12 @@ def load_candidates(
     corpus: Corpus,
     *,
     baselines: bool = True,
+    nearest: bool = True,
 ) -> list[Candidate]:
     """Load the model files (each with :func:`neurorack.model_file.load_model`) and build the baselines.
 
-    Order: the models as given, then ``silence``, ``dsp``, ``nearest`` (train split). Model labels
+    Order: the models as given, then ``silence``, ``dsp``, ``nearest`` (train split; left out with
+    ``nearest=False``, for a corpus evaluated whole). Model labels
     are the files' stems (bundled names as given; the run folder's name for a training run's
     ``<run>/model.safetensors``), suffixed ``#2``, ``#3`` … when repeated.
 
@@ -100,6 +102,8 @@ def load_candidates(
         )
     if baselines:
         for name in BASELINES:
+            if name == "nearest" and not nearest:
+                continue
             gen = build_baseline(name, corpus.config, corpus, split="train")
             note = f"{len(gen)} train sounds" if isinstance(gen, NearestSample) else ""
             out.append(Candidate(name=name, kind="baseline", cls=name, generator=gen, note=note))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from neurorack.bench import BenchRow, machine_info
+from neurorack.descriptors import DESCRIPTOR_NAMES
 from neurorack.errors import NeurorackError
 from neurorack.evaluation.candidates import Candidate, check_compatible
 from neurorack.evaluation.results import (
@@ -26,10 +27,12 @@ from neurorack.evaluation.results import (
 from neurorack.evaluation.tonal import is_tonal
 from neurorack.generators.base import Generator
 from neurorack.metrics.control import DEFAULT_SCALES, control_response_many
+from neurorack.metrics.following import FollowReport
 from neurorack.metrics.leakage import latent_leakage
 from neurorack.metrics.mrstft import mrstft_distance
 from neurorack.metrics.speed import STREAM_BLOCK, limit_threads, realtime_factor, streaming_factor
 from neurorack.models.generator import ModelGenerator
+from neurorack.models.impact.presets import PRESETS, impact_curves
 from neurorack.models.transfer import SourceTransfer
 
 if TYPE_CHECKING:
@@ -46,14 +49,25 @@ EXAMPLE_SOUNDS = 3
 ProgressCallback = Callable[[str, int, int], None]
 
 
-def select_test_sounds(corpus: Corpus, limit: int | None = None) -> list[Sound]:
-    """The corpus's test sounds sorted by hash, the first ``limit`` (all when None).
+#: What ``evaluate`` measures on: the corpus's test split, or every sound (a library held out entirely).
+SPLITS = ("test", "all")
+
+
+def select_test_sounds(corpus: Corpus, limit: int | None = None, split: str = "test") -> list[Sound]:
+    """The corpus's test sounds (``split="all"``: all its sounds) sorted by hash, the first ``limit`` (all when None).
 
     Raises:
-        NeurorackError: the test split is empty, or ``limit < 1``.
+        NeurorackError: the test split is empty, an unknown split, or ``limit < 1``.
     """
     if limit is not None and limit < 1:
         raise NeurorackError(f"--limit must be at least 1, got {limit}")
+    if split not in SPLITS:
+        raise NeurorackError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split == "all":
+        every = sorted(corpus.sounds(), key=lambda sound: sound.hash)
+        if not every:
+            raise NeurorackError(f"{corpus.path}: the corpus has no sounds")
+        return every[:limit] if limit is not None else every
     sounds = corpus.sounds("test")
     if not sounds:
         raise NeurorackError(
@@ -70,6 +84,7 @@ def mrstft_scores(
     seed: int = 0,
     keep: int = 0,
     on_sound: Callable[[], None] | None = None,
+    follow: list[FollowReport] | None = None,
 ) -> tuple[MrstftSummary, list[np.ndarray]]:
     """Reconstruct each sound from its curves and score it with the MR-STFT distance.
 
@@ -79,6 +94,8 @@ def mrstft_scores(
         seed: sound ``i`` is generated with ``seed + i``.
         keep: return the reconstructions of the first ``keep`` sounds.
         on_sound: called after each sound (progress).
+        follow: when given, each reconstruction's :class:`~neurorack.metrics.following.FollowReport`
+            against its curves is appended to it.
 
     Returns:
         ``(summary, reconstructions)``.
@@ -89,6 +106,8 @@ def mrstft_scores(
         gen = generator if isinstance(generator, Generator) else generator[i]
         generated = gen.generate(curves, seed=seed + i)
         values.append(mrstft_distance(generated, audio))
+        if follow is not None:
+            follow.append(gen.follow(curves, generated))
         if i < keep:
             kept.append(generated[: audio.shape[0]])
         if on_sound is not None:
@@ -101,6 +120,26 @@ def mrstft_scores(
         values=tuple(float(v) for v in arr),
     )
     return summary, kept
+
+
+def median_accuracy(reports: Sequence[FollowReport]) -> dict[str, float]:
+    """Per descriptor, the median over ``reports`` of ``|octaves|`` (NaN where none measured it)."""
+    out: dict[str, float] = {}
+    for name in DESCRIPTOR_NAMES:
+        values = [abs(r.octaves[name]) for r in reports if math.isfinite(r.octaves.get(name, math.nan))]
+        if name == "f0":  # pitch is judged on tonal requests only
+            values = [abs(r.octaves[name]) for r in reports if r.tonal and math.isfinite(r.octaves[name])]
+        out[name] = float(np.median(values)) if values else math.nan
+    return out
+
+
+def preset_reports(generator: Generator, *, seed: int = 0) -> list[FollowReport]:
+    """Render every drawn preset (:data:`~neurorack.models.impact.presets.PRESETS`) and report how it followed."""
+    reports = []
+    for i, shape in enumerate(PRESETS.values()):
+        curves = impact_curves(shape, generator.descriptor_config)
+        reports.append(generator.follow(curves, generator.generate(curves, seed=seed + i)))
+    return reports
 
 
 def _hint_control(
@@ -140,6 +179,7 @@ def evaluate(
     examples: int = 0,
     threads: int = 1,
     progress: ProgressCallback | None = None,
+    split: str = "test",
 ) -> EvalReport:
     """Measure every candidate on the corpus's test split (see the module docstring).
 
@@ -157,6 +197,7 @@ def evaluate(
             analyses of the control response run up to 15× faster on one thread than on two
             contended ones; speed is always measured on one thread).
         progress: ``progress(task, done, total)``, units of generate calls.
+        split: ``"test"``, or ``"all"`` for a corpus none of the generators trained on (every sound is measured).
 
     Raises:
         NeurorackError: bad settings, an empty test split, incompatible generators.
@@ -173,8 +214,8 @@ def evaluate(
     for c in candidates:
         check_compatible(c.generator, corpus.config, c.source or c.name)
     scales = tuple(float(s) for s in scales)
-    available = len(corpus.sounds("test"))
-    sounds = select_test_sounds(corpus, limit)
+    sounds = select_test_sounds(corpus, limit, split)
+    available = len(corpus.sounds("test") if split == "test" else corpus.sounds())
     data = [(s.audio(), s.descriptors()) for s in sounds]
     control_idx = list(range(min(control_limit, len(sounds))))
     f0_idx = [i for i, (a, c) in enumerate(data) if is_tonal(c, corpus.config, scales, audio=a)][:control_limit]
@@ -190,7 +231,7 @@ def evaluate(
     focus_descriptors = [d for d in FOCUS_DESCRIPTORS if d in descriptors] if control_idx else []
     focus_units = n_scales * len(control_idx) * len(focus_descriptors)  # generators that take the hint
     speed_units = speed_repeats + 2 if speed else 0
-    total = len(data) + control_units + speed_units
+    total = len(data) + control_units + speed_units + len(PRESETS)
 
     results: list[GeneratorResult] = []
     kept: dict[str, list[np.ndarray]] = {}
@@ -215,9 +256,14 @@ def evaluate(
                 assert isinstance(gen, ModelGenerator)
                 per_sound = [SourceTransfer(gen, audio) for audio, _ in data]
             tick(0, "MR-STFT")
+            followed: list[FollowReport] = []
             mr, kept[cand.name] = mrstft_scores(
-                per_sound or gen, data, seed=seed, keep=n_examples, on_sound=lambda: tick(1, "MR-STFT")
+                per_sound or gen, data, seed=seed, keep=n_examples, on_sound=lambda: tick(1, "MR-STFT"), follow=followed
             )
+            tick(0, "presets")
+            presets = preset_reports(gen, seed=seed)
+            tick(len(PRESETS), "presets")
+            accuracy = {"reconstruction": median_accuracy(followed), "presets": median_accuracy(presets)}
             control: dict[str, ControlEntry] = {}
             for d in descriptors:
                 idx = f0_idx if d == "f0" else control_idx
@@ -274,6 +320,8 @@ def evaluate(
                     control_bare=bare,
                     transfer=ae is not None,
                     leakage=leakage,
+                    accuracy=accuracy,
+                    presets_followed=(sum(r.followed for r in presets), len(presets)),
                 )
             )
 
@@ -299,6 +347,7 @@ def evaluate(
         speed_seconds=speed_seconds,
         speed_repeats=speed_repeats,
         baselines=any(c.kind == "baseline" for c in candidates),
+        split=split,
     )
     return EvalReport(
         settings=settings,

@@ -78,6 +78,30 @@ def leakage_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
     return ["name", *names], rows
 
 
+#: Descriptors of the absolute-accuracy table, in its column order.
+ACCURACY_DESCRIPTORS = ("rms", "centroid", "bandwidth", "rolloff", "f0")
+#: Title of the absolute-accuracy table.
+ACCURACY_TITLE = (
+    "absolute accuracy: median |log2(measured / requested)| over active frames, octaves "
+    "(0 is exact; 0.2 octave is the tolerance, f0: 0.083 = a semitone, tonal requests only)"
+)
+
+
+def accuracy_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the absolute-accuracy table: per generator, its reconstructions (the test sounds'
+    own curves) and the drawn presets (with how many presets were followed within tolerance)."""
+    header = ["name", "curves", *ACCURACY_DESCRIPTORS, "followed"]
+    rows = []
+    for r in report.results:
+        for source, label in (("reconstruction", "test sounds"), ("presets", "drawn presets")):
+            values = r.accuracy.get(source)
+            if not values:
+                continue
+            followed = f"{r.presets_followed[0]}/{r.presets_followed[1]}" if source == "presets" else ""
+            rows.append([r.name, label, *(_fmt(values.get(d)) for d in ACCURACY_DESCRIPTORS), followed])
+    return header, rows
+
+
 def _control_cell(e: ControlEntry | None) -> str:
     if e is None or e.n_sounds == 0:
         return "—"
@@ -89,9 +113,10 @@ def _control_cell(e: ControlEntry | None) -> str:
 
 def _title(report: EvalReport) -> str:
     s = report.settings
+    which = "test sounds" if s.split == "test" else "sounds (all: a corpus held out from training)"
     return (
-        f"eval — {Path(s.corpus).name}: MR-STFT on {len(report.mrstft_sounds)} of {s.test_sounds_available} test "
-        f"sounds, control on {len(report.control_sounds)} (f0: {len(report.f0_sounds)} tonal), seed {s.seed}"
+        f"eval — {Path(s.corpus).name}: MR-STFT on {len(report.mrstft_sounds)} of {s.test_sounds_available} {which}, "
+        f"control on {len(report.control_sounds)} (f0: {len(report.f0_sounds)} tonal), seed {s.seed}"
     )
 
 
@@ -145,6 +170,11 @@ def render_markdown(report: EvalReport, command: str = "") -> str:
     out = [f"# {_title(report)}", "", line(header), "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
     out += [line(cells) for cells in rows]
     out += ["", *(f"{p}  " for p in _caption(report).splitlines()), ""]
+    acc_header, acc_rows = accuracy_rows(report)
+    if acc_rows:
+        out += [f"## {ACCURACY_TITLE[0].upper()}{ACCURACY_TITLE[1:]}", ""]
+        out += [line(acc_header), "|---|---|" + "---:|" * (len(acc_header) - 2)]
+        out += [line(cells) for cells in acc_rows] + [""]
     leak_header, leak_rows = leakage_rows(report)
     if leak_rows:
         out += ["## Latent leakage (R² of a fresh regressor, held-out sounds; lower is better)", ""]

@@ -119,6 +119,11 @@ class GeneratorResult:
             scaled curves; speed: streaming in blocks), not by generation from the curves alone.
         leakage: for autoencoders, R² of a fresh regressor from latent frames to each controlled
             descriptor (:mod:`neurorack.metrics.leakage`; lower is better); empty for the others.
+        accuracy: absolute accuracy, ``{"reconstruction": {...}, "presets": {...}}``: per descriptor the
+            median over sounds (the test sounds' own curves; the drawn presets) of the median
+            ``|log2(measured / requested)|`` over active frames, in octaves (f0 on tonal requests only).
+        presets_followed: drawn presets followed within tolerance (:mod:`neurorack.metrics.following`),
+            and how many were drawn.
     """
 
     name: str
@@ -137,6 +142,8 @@ class GeneratorResult:
     control_bare: dict[str, ControlEntry] = field(default_factory=dict)
     transfer: bool = False
     leakage: dict[str, float] = field(default_factory=dict)
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+    presets_followed: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +163,8 @@ class GeneratorResult:
             "control_bare": {name: entry.to_dict() for name, entry in self.control_bare.items()},
             "transfer": self.transfer,
             "leakage": dict(self.leakage),
+            "accuracy": {source: dict(values) for source, values in self.accuracy.items()},
+            "presets_followed": list(self.presets_followed),
         }
 
 
@@ -193,11 +202,12 @@ class EvalSettings:
     speed_seconds: float
     speed_repeats: int
     baselines: bool
+    split: str = "test"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "corpus": self.corpus,
-            "split": "test",
+            "split": self.split,
             "test_sounds_available": self.test_sounds_available,
             "limit": self.limit,
             "control_limit": self.control_limit,

@@ -10,11 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neurorack.descriptors import N_DESCRIPTORS, DescriptorConfig
 from neurorack.errors import NeurorackError
+
+if TYPE_CHECKING:
+    from neurorack.metrics.following import FollowReport
 
 
 class Generator(ABC):
@@ -80,6 +84,15 @@ class Generator(ABC):
         if audio.shape != (expected,):
             raise AssertionError(f"{self.name} returned {audio.shape}, expected ({expected},)")
         return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def follow(self, descriptors: np.ndarray, audio: np.ndarray, measured: np.ndarray | None = None) -> FollowReport:
+        """How closely ``audio`` (a render of ``descriptors``) followed them: per-descriptor error in octaves,
+        the descriptors it missed (and whether the drawing asked for a spectrum that cannot exist), and its
+        peak level (:mod:`neurorack.metrics.following`). ``measured``: the audio's descriptors, when already
+        computed with this generator's :attr:`descriptor_config`."""
+        from neurorack.metrics.following import follow_report
+
+        return follow_report(check_descriptors(descriptors), audio, self.descriptor_config, measured=measured)
 
     @abstractmethod
     def _generate(self, descriptors: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from neurorack.models.impact import spectral_lock
+from neurorack.models.impact.loudness_lock import JUDGED_SHARE, LEVEL_RANGE, LOUDNESS_FLOOR, LOUDNESS_RANGE
 from neurorack.models.impact.spectral_kernels import phases_rows
 from neurorack.numba_math import FAST_MATH, fast_exp
 
@@ -297,7 +298,8 @@ def _finish(
 ) -> None:  # pragma: no cover - compiled; tested against the step-by-step path
     """Overlap-add ``time_frames [M, n_fft]`` (frame ``m`` starts at sample ``m · hop - start`` of ``out``) times
     ``gain``, the fine ``envelope`` (linear between equally spaced points), then the loudness lock: each
-    descriptor frame's centred rms made ``rms [F]`` (gain limited to ±40 dB, linear between frames)."""
+    descriptor frame's centred rms made ``rms [F]`` (gain limited to ±80 dB, linear between frames:
+    :mod:`neurorack.models.impact.loudness_lock`)."""
     n_out = out.shape[0]
     count, n_fft = time_frames.shape
     out[:] = 0.0
@@ -326,15 +328,39 @@ def _finish(
         for i in range(hi - lo):
             v = np.float64(frame[i])
             energy += v * v
-        measured = np.float32(math.sqrt(energy / frame_length))
-        correction[f] = min(max(max(np.float64(rms[f]), 0.0) / max(np.float64(measured), 1e-7), 1e-2), 1e2)
+        ratio = max(np.float64(rms[f]), 0.0) / max(math.sqrt(energy / frame_length), LOUDNESS_FLOOR)
+        correction[f] = np.float32(min(max(ratio, 1.0 / LOUDNESS_RANGE), LOUDNESS_RANGE))
     _apply_envelope(out, correction, 1.0)
+    # the last scalar: median measured / requested over the frames within -40 dB of the loudest request
+    peak = 0.0
+    for f in range(frames):
+        peak = max(peak, np.float64(rms[f]))
+    ratios = np.empty(frames, dtype=np.float64)
+    count = 0
+    for f in range(frames):
+        target = np.float64(rms[f])
+        if target > 0 and target >= JUDGED_SHARE * peak:
+            lo = min(max(f * hop_length - half, 0), n_out)
+            hi = min(max(f * hop_length - half + frame_length, 0), n_out)
+            energy = 0.0
+            for i in range(lo, hi):
+                v = np.float64(out[i])
+                energy += v * v
+            ratios[count] = math.sqrt(energy / frame_length) / max(target, LOUDNESS_FLOOR)
+            count += 1
+    if count == 0:
+        return
+    ordered = np.sort(ratios[:count])
+    bias = min(max(ordered[(count - 1) // 2], 1.0 / LEVEL_RANGE), LEVEL_RANGE)  # the lower middle, as torch
+    scale = np.float32(1.0 / bias)
+    for i in range(n_out):
+        out[i] *= scale
 
 
 @numba.njit(inline="always", fastmath=FAST_MATH)
 def _apply_envelope(out: np.ndarray, points: np.ndarray, gain: float) -> None:  # pragma: no cover - compiled
     """``out *= gain · linear interpolation of points [P]`` placed at the starts of ``P`` equal segments
-    (the last one held), as ``DDSPImpact._upsample_envelope``."""
+    (the last one held), as :func:`~neurorack.models.impact.loudness_lock.upsample_gains`."""
     count = points.shape[0]
     step = out.shape[0] // count
     ramp = np.arange(step).astype(np.float32) / np.float32(step)

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neurorack.descriptors import frame_rms
 from neurorack.models.base import ImpactModel, canonical_focus
 from neurorack.models.impact.ddsp_fused import FusedConstants, fused_applies, render_fused
+from neurorack.models.impact.loudness_lock import lock_loudness, upsample_gains
 from neurorack.models.impact.spectral_kernels import kernels_apply
 from neurorack.models.impact.spectral_lock import centroid_tilt, floor_and_lock, focus_emphasis, moment_shaping
 from neurorack.models.impact.spectral_synth import SpectralSynth, accumulate_phase
@@ -82,7 +82,9 @@ class DDSPImpact(ImpactModel):
             the centroid (:mod:`neurorack.models.impact.spectral_lock`); ``centroid_lock`` is then unused.
         loudness_lock: after synthesis, correct each descriptor frame's gain (smoothly interpolated,
             no gradient through the gain) so the frame rms measured as in :mod:`neurorack.descriptors`
-            equals the requested rms.
+            equals the requested rms (:mod:`neurorack.models.impact.loudness_lock`).
+        window_after_filter: window the noise after filtering it (:class:`SpectralSynth`): no broadband
+            floor from frame edges under a dark request.
     """
 
     def __init__(
@@ -103,11 +105,15 @@ class DDSPImpact(ImpactModel):
         shape_lock: bool = True,
         overlap: int = 2,
         noise_comb: float = 1.0,
+        window_after_filter: bool = True,
     ) -> None:
         super().__init__(sample_rate=sample_rate, hop_length=hop_length, frame_length=frame_length)
         if n_fft is None:
             n_fft = 1024 if hop_length % (1024 // overlap) == 0 else overlap * hop_length
-        self.synth = SpectralSynth(sample_rate=sample_rate, n_fft=n_fft, half_width=3, n_bands=n_bands, overlap=overlap)
+        self.synth = SpectralSynth(
+            sample_rate=sample_rate, n_fft=n_fft, half_width=3, n_bands=n_bands, overlap=overlap,
+            window_after_filter=window_after_filter,
+        )  # fmt: skip
         if hop_length % self.synth.hop:
             raise ValueError(f"hop_length {hop_length} must be a multiple of n_fft // {overlap} = {self.synth.hop}")
         if hop_length % envelope_steps:
@@ -129,6 +135,7 @@ class DDSPImpact(ImpactModel):
             shape_lock=shape_lock,
             overlap=overlap,
             noise_comb=noise_comb,
+            window_after_filter=window_after_filter,
         )
         self.shape_lock = shape_lock
         if not 0.0 <= noise_comb <= 1.0:
@@ -170,7 +177,12 @@ class DDSPImpact(ImpactModel):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)  # type: ignore[arg-type]
 
-    legacy_kwargs: ClassVar[dict[str, Any]] = {"shape_lock": False, "overlap": 4, "noise_comb": 0.0}
+    legacy_kwargs: ClassVar[dict[str, Any]] = {
+        "shape_lock": False,
+        "overlap": 4,
+        "noise_comb": 0.0,
+        "window_after_filter": False,
+    }
     harmonics: Tensor
     phase0: Tensor
     band_mass: Tensor
@@ -318,24 +330,7 @@ class DDSPImpact(ImpactModel):
         audio = self.synth(freqs, amps, phases, bands, noise, comb_f0, self.noise_comb)
         start = pad * self.synth.hop + self.synth.n_fft // 2  # time 0 = centre of the first real frame
         audio = audio[:, start : start + n_out]
-        audio = audio * self._upsample_envelope(c["envelope"], n_out)
+        audio = audio * upsample_gains(c["envelope"], n_out)
         if self.loudness_lock:
-            audio = audio * self._upsample_envelope(self._loudness_gain(audio, descriptors[..., 0]), n_out)
+            audio = lock_loudness(audio, descriptors[..., 0], self.frame_length, self.hop_length)
         return audio
-
-    def _loudness_gain(self, audio: Tensor, rms: Tensor) -> Tensor:
-        """Per-frame gain ``[B, F]`` making the centred frame rms of ``audio [B, F * hop]`` equal ``rms [B, F]``.
-
-        Frame ``f`` spans samples ``f * hop - frame/2 ... f * hop + frame/2`` (zero padded), as in
-        :func:`neurorack.descriptors.describe`. The gain is detached and limited to +-40 dB.
-        """
-        with torch.no_grad():
-            measured = frame_rms(audio, self.frame_length, self.hop_length)[:, : rms.shape[1]]
-            return (rms.clamp_min(0) / measured.clamp_min(1e-7)).clamp(1e-2, 1e2)
-
-    def _upsample_envelope(self, env: Tensor, n_out: int) -> Tensor:
-        """Linear interpolation of ``env: [B, P]`` (points at the start of equal segments) to ``[B, n_out]``."""
-        step = n_out // env.shape[1]
-        nxt = torch.cat([env[:, 1:], env[:, -1:]], dim=1)
-        ramp = torch.arange(step, device=env.device, dtype=env.dtype) / step
-        return (env.unsqueeze(-1) + (nxt - env).unsqueeze(-1) * ramp).reshape(env.shape[0], n_out)

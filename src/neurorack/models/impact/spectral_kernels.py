@@ -128,6 +128,33 @@ def band_noise_rows(
     return out
 
 
+def hann_convolve_rows(spectra: np.ndarray) -> np.ndarray:
+    """:func:`~neurorack.models.impact.spectral_synth.hann_convolve` compiled, in place on ``float32[M, bins, 2]``
+    (returned)."""
+    kernel: Any = _hann_convolve  # numba dispatcher
+    kernel(spectra)
+    return spectra
+
+
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
+def _hann_convolve(spectra: np.ndarray) -> None:  # pragma: no cover - compiled; tested against the PyTorch path
+    frames, bins, _ = spectra.shape
+    for m in range(frames):
+        row = spectra[m]
+        # bin -1 is the conjugate of bin 1, bin `bins` the conjugate of bin `bins - 2`
+        prev_re, prev_im = row[1, 0], -row[1, 1]
+        mirror_re, mirror_im = row[bins - 2, 0], -row[bins - 2, 1]  # read before the loop overwrites it
+        for b in range(bins):
+            re, im = row[b, 0], row[b, 1]
+            if b + 1 < bins:
+                next_re, next_im = row[b + 1, 0], row[b + 1, 1]
+            else:
+                next_re, next_im = mirror_re, mirror_im
+            row[b, 0] = 0.5 * re - 0.25 * (prev_re + next_re)
+            row[b, 1] = 0.5 * im - 0.25 * (prev_im + next_im)
+            prev_re, prev_im = re, im
+
+
 def band_pairs(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A band-to-bin interpolation matrix ``[nb, bins]`` as runs of bins reading the same two neighbouring bands.
 

@@ -26,6 +26,7 @@ from neurorack.models.impact.spectral_kernels import (
     add_partials_rows,
     band_noise_rows,
     band_pairs,
+    hann_convolve_rows,
     kernels_apply,
 )
 from neurorack.models.impact.spectral_kernels import phases as phase_kernel
@@ -72,6 +73,11 @@ class SpectralSynth(nn.Module):
         half_width: main-lobe half width in bins written per partial (3 keeps errors near -45 dB).
         oversample: lobe table points per bin.
         n_bands: log-spaced noise bands.
+        window_after_filter: draw the noise unwindowed, filter it, then apply the Hann window as a
+            3-tap convolution over the bins: every noise frame then fades to zero at its edges. Windowing
+            before filtering (False, files written before the option) lets a steep filter's response wrap
+            round the frame, and the steps at the frame edges add a broadband floor that pulls a dark
+            request's centroid up (``docs/design-notes.md``).
     """
 
     lobe: Tensor
@@ -89,8 +95,10 @@ class SpectralSynth(nn.Module):
         oversample: int = 1024,
         n_bands: int = 64,
         overlap: int = 4,
+        window_after_filter: bool = False,
     ) -> None:
         super().__init__()
+        self.window_after_filter = window_after_filter
         if n_fft < 16 or n_fft & (n_fft - 1):
             raise ValueError(f"n_fft must be a power of two >= 16, got {n_fft}")
         if overlap not in (2, 4):
@@ -181,10 +189,14 @@ class SpectralSynth(nn.Module):
     def white_noise_spectra(
         self, batch: int, frames: int, generator: torch.Generator | None = None, device: torch.device | None = None
     ) -> Tensor:
-        """Spectra of Hann-windowed unit white noise frames: ``float32[B, frames, bins, 2]`` (real, imag)."""
+        """Spectra of unit white noise frames: ``float32[B, frames, bins, 2]`` (real, imag).
+
+        Hann-windowed unless :attr:`window_after_filter` (then :meth:`noise_spectra` windows them).
+        """
         noise = torch.randn(batch, frames, self.n_fft, generator=generator, device=device)
-        spec = torch.fft.rfft(noise * torch.hann_window(self.n_fft, periodic=True, device=device), dim=-1)
-        return torch.view_as_real(spec).contiguous()
+        if not self.window_after_filter:
+            noise = noise * torch.hann_window(self.n_fft, periodic=True, device=device)
+        return torch.view_as_real(torch.fft.rfft(noise, dim=-1)).contiguous()
 
     def noise_spectra(
         self, noise: Tensor, band_gains: Tensor, comb_f0: Tensor | None = None, comb_depth: float = 0.0
@@ -216,15 +228,18 @@ class SpectralSynth(nn.Module):
         gains = band_gains @ self.bands
         if comb_f0 is not None:
             gains = gains * self.harmonic_comb(comb_f0, comb_depth)
-        return torch.view_as_real(torch.view_as_complex(noise) * gains)  # complex x real: 4x faster than broadcasting
+        # complex x real: 4x faster than broadcasting
+        filtered = torch.view_as_real(torch.view_as_complex(noise) * gains)
+        return hann_convolve(filtered) if self.window_after_filter else filtered
 
     def noise_rows(self, noise: np.ndarray, band_gains: np.ndarray, f0: np.ndarray, depth: float) -> np.ndarray:
         """:meth:`noise_spectra` on one item's NumPy frames (compiled): ``noise: float32[M, bins, 2]``,
         ``band_gains: float32[M, n_bands]``, ``f0: float64[M]`` Hz (comb off when ``depth`` is 0)."""
-        return band_noise_rows(
+        out = band_noise_rows(
             noise, band_gains, self.band_runs.numpy(), self.band_weights.numpy(), f0, depth,
             self.sample_rate / self.n_fft,
         )  # fmt: skip
+        return hann_convolve_rows(out) if self.window_after_filter else out
 
     def add_partial_rows(self, spectra: np.ndarray, freqs: np.ndarray, amps: np.ndarray, phases: np.ndarray) -> None:
         """:meth:`partial_spectra` added in place to one item's NumPy spectra ``float32[M, bins, 2]`` (compiled);
@@ -283,6 +298,18 @@ class SpectralSynth(nn.Module):
         """
         spectra = self.noise_spectra(noise, band_gains, comb_f0, comb_depth)
         return self.render(self.partial_spectra(freqs, amps, phases, out=spectra))
+
+
+def hann_convolve(spectra: Tensor) -> Tensor:
+    """Half spectra ``[..., bins, 2]`` of frames of ``n_fft = 2 (bins - 1)`` samples, times a periodic Hann window.
+
+    The window ``0.5 - 0.5 cos(2π n / N)`` multiplies the frame in time, which convolves its spectrum with
+    ``(-1/4, 1/2, -1/4)``; the neighbours of bin 0 and of the Nyquist bin are their mirror images (conjugates).
+    """
+    z = torch.view_as_complex(spectra.contiguous())
+    below = torch.cat([z[..., 1:2].conj(), z[..., :-1]], dim=-1)
+    above = torch.cat([z[..., 1:], z[..., -2:-1].conj()], dim=-1)
+    return torch.view_as_real(0.5 * z - 0.25 * (below + above))
 
 
 def accumulate_phase(freqs: Tensor, hop: int, sample_rate: int, initial: Tensor | None = None) -> Tensor:
