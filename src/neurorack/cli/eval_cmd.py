@@ -151,6 +151,7 @@ def eval_command(
         render_table,
         write_report,
     )
+    from neurorack.evaluation.protocol import SPLITS
     from neurorack.evaluation.rendering import ACCURACY_TITLE
 
     if corpus is None:
@@ -161,8 +162,8 @@ def eval_command(
         raise NeurorackError(f"--control-limit must be 0 or more, got {control_limit}")
     if report is not None and report.exists() and not report.is_dir():
         raise NeurorackError(f"--report {report}: exists and is not a folder")
-    if split not in ("test", "all"):
-        raise NeurorackError(f"--split must be test or all, got {split!r}")
+    if split not in SPLITS:
+        raise NeurorackError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     model_list = list(models or [])
     opened = Corpus.open(corpus)
     candidates = load_candidates(model_list, opened, baselines=not no_baselines, nearest=split == "test")

@@ -126,9 +126,8 @@ def median_accuracy(reports: Sequence[FollowReport]) -> dict[str, float]:
     """Per descriptor, the median over ``reports`` of ``|octaves|`` (NaN where none measured it)."""
     out: dict[str, float] = {}
     for name in DESCRIPTOR_NAMES:
-        values = [abs(r.octaves[name]) for r in reports if math.isfinite(r.octaves.get(name, math.nan))]
-        if name == "f0":  # pitch is judged on tonal requests only
-            values = [abs(r.octaves[name]) for r in reports if r.tonal and math.isfinite(r.octaves[name])]
+        # pitch is judged on tonal requests only
+        values = [abs(r.octaves[name]) for r in reports if math.isfinite(r.octaves[name]) and (r.tonal or name != "f0")]
         out[name] = float(np.median(values)) if values else math.nan
     return out
 

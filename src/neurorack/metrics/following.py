@@ -166,12 +166,9 @@ def follow_report(
         tonal = is_tonal(req, config)
     octaves: dict[str, float] = {}
     for i, name in enumerate(DESCRIPTOR_NAMES):
-        rows = active.copy()
-        if name == "f0":  # YIN cannot measure outside its range
-            rows &= (req[:, i] >= config.fmin) & (req[:, i] <= config.fmax)
-        ok = rows & (req[:, i] > 0)
-        if name == "f0":  # YIN's "no pitch" (0) is not a measurement
-            ok &= got[:, i] > 0
+        ok = active & (req[:, i] > 0)
+        if name == "f0":  # YIN cannot measure outside its range, and its "no pitch" (0) is not a measurement
+            ok &= (req[:, i] >= config.fmin) & (req[:, i] <= config.fmax) & (got[:, i] > 0)
         # a silent render measures 0 (rms, spectral descriptors): floored, it is a miss by ~30 octaves
         ratio = np.maximum(got[ok, i], MEASURED_FLOOR) / req[ok, i]
         octaves[name] = float(np.median(np.log2(ratio))) if ok.any() else float("nan")

@@ -318,17 +318,9 @@ def _finish(
     if not loudness_lock:
         return
     frames = rms.shape[0]
-    half = frame_length // 2
     correction = np.empty(frames, dtype=np.float32)
-    for f in range(frames):  # librosa's centred, zero-padded frames (descriptors.frame_rms)
-        lo = min(max(f * hop_length - half, 0), n_out)
-        hi = min(max(f * hop_length - half + frame_length, 0), n_out)
-        frame = out[lo:hi]
-        energy = 0.0
-        for i in range(hi - lo):
-            v = np.float64(frame[i])
-            energy += v * v
-        ratio = max(np.float64(rms[f]), 0.0) / max(math.sqrt(energy / frame_length), LOUDNESS_FLOOR)
+    for f in range(frames):
+        ratio = max(np.float64(rms[f]), 0.0) / max(_frame_rms(out, f, frame_length, hop_length), LOUDNESS_FLOOR)
         correction[f] = np.float32(min(max(ratio, 1.0 / LOUDNESS_RANGE), LOUDNESS_RANGE))
     _apply_envelope(out, correction, 1.0)
     # the last scalar: median measured / requested over the frames within -40 dB of the loudest request
@@ -340,13 +332,7 @@ def _finish(
     for f in range(frames):
         target = np.float64(rms[f])
         if target > 0 and target >= JUDGED_SHARE * peak:
-            lo = min(max(f * hop_length - half, 0), n_out)
-            hi = min(max(f * hop_length - half + frame_length, 0), n_out)
-            energy = 0.0
-            for i in range(lo, hi):
-                v = np.float64(out[i])
-                energy += v * v
-            ratios[count] = math.sqrt(energy / frame_length) / max(target, LOUDNESS_FLOOR)
+            ratios[count] = _frame_rms(out, f, frame_length, hop_length) / max(target, LOUDNESS_FLOOR)
             count += 1
     if count == 0:
         return
@@ -355,6 +341,21 @@ def _finish(
     scale = np.float32(1.0 / bias)
     for i in range(n_out):
         out[i] *= scale
+
+
+@numba.njit(inline="always", fastmath=FAST_MATH)
+def _frame_rms(out: np.ndarray, f: int, frame_length: int, hop_length: int) -> float:  # pragma: no cover - compiled
+    """Rms of ``out``'s frame ``f``: librosa's centred, zero-padded frames (``descriptors.frame_rms``), in float64."""
+    n_out = out.shape[0]
+    half = frame_length // 2
+    lo = min(max(f * hop_length - half, 0), n_out)
+    hi = min(max(f * hop_length - half + frame_length, 0), n_out)
+    frame = out[lo:hi]
+    energy = 0.0
+    for i in range(hi - lo):
+        v = np.float64(frame[i])
+        energy += v * v
+    return math.sqrt(energy / frame_length)
 
 
 @numba.njit(inline="always", fastmath=FAST_MATH)
