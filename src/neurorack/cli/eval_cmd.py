@@ -101,7 +101,10 @@ def eval_command(
         ),
     ] = None,
     corpus: Annotated[
-        Path | None, typer.Option("--corpus", help="Corpus folder: its test split is evaluated. \\[required]")
+        Path | None,
+        typer.Option(
+            "--corpus", help="Corpus folder: its test split is evaluated (--split all: every sound). \\[required]"
+        ),
     ] = None,
     json_out: Annotated[
         bool,

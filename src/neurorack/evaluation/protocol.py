@@ -184,7 +184,8 @@ def evaluate(
 
     Args:
         candidates: from :func:`load_candidates` (names must be unique).
-        corpus: the corpus (its test split is evaluated; its analysis must match every generator's).
+        corpus: the corpus (its test split is evaluated, or all of it: ``split``; its analysis must match every
+            generator's).
         limit: test sounds for MR-STFT (first by hash; None: all).
         control_limit: test sounds for the control response (0: skip it).
         seed: generation seed (sound ``i`` uses ``seed + i``).
