@@ -1,4 +1,4 @@
-"""``fetch_drums`` with the real Debian packages (needs the Debian mirror the first time, ~20 s)."""
+"""``fetch_drums`` and the held-out collections with the real Debian packages (the Debian mirror the first time)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from neurorack.audio_io import is_audio_path
 from neurorack.corpus import Corpus, build_corpus, fetch_drums
-from neurorack.corpus.fetch import LICENCE_FILE
+from neurorack.corpus.fetch import LICENCE_FILE, SONIC_PI_FAMILIES, fetch_collection
 from neurorack.errors import CorpusError
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian/Ubuntu)")
@@ -52,6 +52,25 @@ def test_fetch_drums_real_packages(tmp_path: Path) -> None:
     assert len(sounds) >= 10
     assert {s.label for s in sounds} == {"Audiophob"}
     assert all(s.licence.startswith("CC0") for s in sounds)
+
+
+@pytest.mark.slow
+def test_fetch_held_out_collections(tmp_path: Path) -> None:
+    sonic = fetch_collection("sonic-pi", tmp_path / "sonic-pi")
+    assert set(sonic.packages) == {"sonic-pi-samples"} and sonic.per_source == {"sonic-pi": sonic.files}
+    audio = [p for p in (tmp_path / "sonic-pi").rglob("*") if p.is_file() and is_audio_path(p)]
+    assert len(audio) == sonic.files >= 80
+    assert {p.parent.name for p in audio} == set(SONIC_PI_FAMILIES)
+    assert all(p.name.startswith(p.parent.name + "_") for p in audio)  # no ambient, bass or loop samples
+    licence = (tmp_path / "sonic-pi" / "sonic-pi" / "bd" / LICENCE_FILE).read_text()
+    assert "bd_haus.flac: CC0 (2011 Rodrigo The Mad)" in licence  # the file's own stanza
+    kits = fetch_collection("hydrogen-data", tmp_path / "h2")
+    assert set(kits.licences) == {"hydrogen-data/GMRockKit", "hydrogen-data/TR808EmulationKit"}
+    assert kits.files >= 50
+    with pytest.raises(CorpusError, match="holds the collection 'sonic-pi'"):
+        fetch_collection("drums", tmp_path / "sonic-pi")
+    with pytest.raises(CorpusError, match="unknown collection"):
+        fetch_collection("nsynth", tmp_path / "x")
 
 
 def test_fetch_without_apt_get_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -399,3 +399,66 @@ def test_soft_rolloff_matches_the_librosa_step() -> None:
     assert torch.allclose(soft, hard, rtol=0.02)
     soft.sum().backward()
     assert noise.grad is not None and torch.isfinite(noise.grad).all() and noise.grad.abs().sum() > 0
+
+
+# -- drawings and fine-tuning ----------------------------------------------------------------------------------
+def test_drawing_batch_fits_the_crop_and_stays_below_nyquist() -> None:
+    from neurorack.curves.drawings import drawing_batch
+    from neurorack.descriptors import DescriptorConfig
+
+    config = DescriptorConfig(sample_rate=SR, frame_length=FRAME, hop_length=HOP)
+    drawn = drawing_batch(16, 40, config, np.random.default_rng(3))
+    assert drawn.shape == (16, 40, 7) and drawn.dtype == np.float32 and np.isfinite(drawn).all()
+    again = drawing_batch(16, 40, config, np.random.default_rng(3))
+    np.testing.assert_array_equal(drawn, again)  # seeded
+    for name in ("centroid", "rolloff"):
+        assert float(drawn[..., DESCRIPTOR_NAMES.index(name)].max()) < SR / 2
+    assert (drawn[:, 0, 0] > 0).all()  # every drawing starts with its attack
+    # 40 frames of 256 samples at 16 kHz = 0.64 s: the drawings shorter than that end in silence
+    assert (drawn[:, -1, 0] == 0).any()
+
+
+def test_a_run_trains_on_drawings_and_validates_them(corpus_dir: Path, tmp_path: Path) -> None:
+    result = train(
+        corpus_dir, out=tmp_path / "run", model_config="tiny", max_steps=2, export=False,
+        drawing_fraction=0.5, drawing_weight=2.0, **QUICK,
+    )  # fmt: skip
+    for key in ("train/drawing_epoch", "train/drawing_rolloff_epoch", "val/drawing"):
+        assert np.isfinite(result.metrics[key]), key
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (meta["drawing_fraction"], meta["drawing_weight"]) == (0.5, 2.0)
+
+
+def test_init_fine_tunes_a_model_file(corpus_dir: Path, tmp_path: Path) -> None:
+    from neurorack.model_file import load_model
+
+    first = train(corpus_dir, out=tmp_path / "a", model_config="tiny", max_steps=2, **QUICK)
+    assert first.model_file is not None
+    start = load_model(first.model_file).model.state_dict()
+    tuned = train(corpus_dir, out=tmp_path / "b", init=first.model_file, max_steps=1, lr=1e-12, **QUICK)
+    assert tuned.model_file is not None
+    after = load_model(tuned.model_file).model.state_dict()
+    assert after.keys() == start.keys()
+    for name, value in start.items():  # the weights and statistics it started from (one step at lr 1e-12)
+        torch.testing.assert_close(after[name], value, atol=1e-6, rtol=0)
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["init"] == str(first.model_file.resolve())
+    for kwargs, message in [
+        ({"model_config": "tiny"}, "drop --model-config"),
+        ({"model": "sinc-nsf"}, "not 'sinc-nsf'"),
+        ({"resume": True}, "drop --init"),
+    ]:
+        with pytest.raises(NeurorackError, match=message):
+            train(corpus_dir, out=tmp_path / "c", init=first.model_file, max_steps=1, **{**QUICK, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"drawing_fraction": 1.0}, "must lie in"),
+        ({"drawing_weight": -1.0}, ">= 0"),
+        ({"model": "fader-ae", "drawing_fraction": 0.5}, "for impact models"),
+    ],
+)
+def test_bad_drawing_settings(corpus_dir: Path, tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(NeurorackError, match=message):
+        train(corpus_dir, out=tmp_path / "run", model_config="tiny", max_steps=1, export=False, **{**QUICK, **kwargs})

@@ -12,12 +12,12 @@ from rich.table import Table
 
 from neurorack.cli.console import console, err_console
 from neurorack.corpus.build import build_corpus
-from neurorack.corpus.fetch import FetchReport, default_cache, fetch_drums
+from neurorack.corpus.fetch import FetchReport, default_cache, fetch_collection
 from neurorack.corpus.report import BuildReport
 
 corpus_app = typer.Typer(
     name="corpus",
-    help="Build training corpora from folders of one-shots; fetch open drum samples.",
+    help="Build training corpora from folders of one-shots; fetch open one-shot libraries.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -27,6 +27,8 @@ class Collection(StrEnum):
     """Sample collections ``corpus fetch`` knows."""
 
     drums = "drums"
+    sonic_pi = "sonic-pi"
+    hydrogen_data = "hydrogen-data"
 
 
 @corpus_app.command("build")
@@ -117,16 +119,45 @@ def fetch_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
 ) -> None:
-    """Assemble open one-shots from Debian packages (drums: hydrogen-drumkits, lmms-common).
+    """Assemble open one-shots from Debian packages.
 
-    Uses apt-get download and dpkg-deb (no root needed), caches the packages, and
-    writes each kit's licence next to it; build a corpus from OUT afterwards.
+    drums (for training): hydrogen-drumkits and lmms-common. Held out from the
+    bundled default's training, to evaluate on libraries it never saw: sonic-pi
+    (the drum, electronic, percussion and tabla one-shots of sonic-pi-samples) and
+    hydrogen-data (Hydrogen's own GMRockKit and TR808EmulationKit). Uses apt-get
+    download and dpkg-deb (no root needed), caches the packages, and writes each
+    kit's licence next to it; build a corpus from OUT afterwards.
     """
-    report = fetch_drums(out, cache, log=lambda msg: err_console.print(msg, highlight=False, markup=False))
+    report = fetch_collection(
+        collection.value, out, cache, log=lambda msg: err_console.print(msg, highlight=False, markup=False)
+    )
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         print_fetch_report(report)
+
+
+@corpus_app.command("synth")
+def synth_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the hits in.", show_default=False)],
+    count: Annotated[int, typer.Option(help="Hits to synthesise, spread over the seven voices.")] = 140,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same hits.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+) -> None:
+    """Synthesise electronic drum-machine hits (kick, tom, snare, hat, clap, cowbell, zap).
+
+    Analogue drum-machine recipes with random settings: a library unlike the
+    sampled kits, to evaluate on (the bundled default never trained on it) or to
+    train with. Build a corpus from OUT afterwards.
+    """
+    from neurorack.corpus.synth_hits import synth_hits
+
+    report = synth_hits(out, count=count, seed=seed)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    voices = ", ".join(f"{k}: {v}" for k, v in report.per_voice.items())
+    console.print(f"synthesised {report.files} hits in {report.out} ({voices}; seed {report.seed})", highlight=False)
 
 
 def print_fetch_report(report: FetchReport) -> None:

@@ -83,6 +83,26 @@ def train_command(
             show_default=False,
         ),
     ] = None,
+    drawing_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Impact models: fraction of each batch replaced by random drawn curves, trained to be followed "
+            "(descriptor loss only). \\[default: 0]",
+            show_default=False,
+        ),
+    ] = None,
+    drawing_weight: Annotated[
+        float | None,
+        typer.Option(help="Impact models: weight of the loss on drawn curves. \\[default: 1]", show_default=False),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from this model file's weights (a path, or a bundled model such as 'default'): "
+            "fine-tune it on SOURCE with its own settings.",
+            show_default=False,
+        ),
+    ] = None,
     control_weight: Annotated[
         float | None,
         typer.Option(help="Weight of the control (edited curves) loss. \\[default: 1]", show_default=False),
@@ -138,8 +158,8 @@ def train_command(
     OUT/corpus first, and the trained model is exported to OUT/model.safetensors,
     ready to play. Logs go to OUT/logs (tensorboard --logdir OUT/logs); a killed run
     continues with --resume. Loss: multi-scale spectral + descriptor matching, with
-    a share of each batch trained on edited descriptor curves so the controls work
-    (fader-ae adds its KL and latent-adversary terms, and with --waveform-adversary a
+    a share of each batch trained on edited descriptor curves and on random drawn
+    curves so the controls work (fader-ae adds its KL and latent-adversary terms, and with --waveform-adversary a
     waveform discriminator's adversarial and feature-matching terms).
     With --devices/--nodes > 1 it trains with DDP; on several machines, run the same
     command on each with MASTER_ADDR, MASTER_PORT and NODE_RANK set. With --resume,
@@ -163,6 +183,9 @@ def train_command(
         descriptor_weight=descriptor_weight,
         control_weight=control_weight,
         augment_fraction=augment_fraction,
+        drawing_fraction=drawing_fraction,
+        drawing_weight=drawing_weight,
+        init=init,
         waveform_adversary=True if waveform_adversary else None,  # None: the run's own setting on --resume
         adversary_weight=adversary_weight,
         devices=devices,

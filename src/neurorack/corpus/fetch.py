@@ -1,6 +1,18 @@
-"""Assembling the drum one-shot collection from Debian packages (SPEC §8).
+"""Assembling one-shot collections from Debian packages (SPEC §8): the training drums and held-out libraries.
 
-``hydrogen-drumkits`` (14 Hydrogen kits, ~750 one-shots, CC / GPL) and ``lmms-common``
+Collections (:data:`COLLECTIONS`):
+
+* ``drums`` — what the bundled default is trained on: ``hydrogen-drumkits`` and ``lmms-common`` (below);
+* ``sonic-pi`` — held out: the drum, electronic, percussion and tabla one-shots of ``sonic-pi-samples``
+  (Sonic Pi's library, mostly CC0 recordings from freesound.org, licensed per file), in
+  ``OUT/sonic-pi/<family>/`` (``bd``, ``drum``, ``elec``, ``perc``, ``sn``, ``tabla``);
+* ``hydrogen-data`` — held out: the two kits Hydrogen itself ships (``GMRockKit``, ``TR808EmulationKit``,
+  GPL-2+), in ``OUT/hydrogen-data/<kit>/``.
+
+No package of a held-out collection is used for training the bundled default, so ``neurorack eval`` on
+them measures sounds from libraries the model never saw.
+
+For ``drums``: ``hydrogen-drumkits`` (14 Hydrogen kits, ~750 one-shots, CC / GPL) and ``lmms-common``
 (LMMS's drum samples, GPL-2+) are fetched with ``apt-get download`` into a cache,
 unpacked with ``dpkg-deb -x`` into a temporary folder, and their one-shots copied to::
 
@@ -18,6 +30,7 @@ are present does nothing. Source packages in the cache are reused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -41,11 +54,16 @@ from neurorack.errors import CorpusError
 
 HYDROGEN_PACKAGE = "hydrogen-drumkits"
 LMMS_PACKAGE = "lmms-common"
-PACKAGES: tuple[str, ...] = (HYDROGEN_PACKAGE, LMMS_PACKAGE)
+SONIC_PI_PACKAGE = "sonic-pi-samples"
+HYDROGEN_DATA_PACKAGE = "hydrogen-data"
 
 #: Where the packages install what we take.
 HYDROGEN_KITS = "usr/share/hydrogen/data/drumkits"
 LMMS_SAMPLES = "usr/share/lmms/samples"
+SONIC_PI_SAMPLES = "usr/share/sonic-pi/samples"
+#: Sonic Pi sample families taken (file-name prefixes): kicks, drums, electronic hits, percussion,
+#: snares, tabla. Left out: ambient textures, basses, guitars, loops, misc, vinyl and other phrases.
+SONIC_PI_FAMILIES: tuple[str, ...] = ("bd", "drum", "elec", "perc", "sn", "tabla")
 
 #: LMMS sample folders taken: ``None`` = every audio file, else the listed files only.
 #: Left out: drumsynth (.ds synthesis presets, not audio), loops and beats, basses, pads,
@@ -67,6 +85,7 @@ LMMS_SELECTION: dict[str, tuple[str, ...] | None] = {
 }
 
 SOURCES_JSON = "SOURCES.json"
+DEFAULT_COLLECTION = "drums"
 SOURCES_FORMAT = "neurorack-drum-sources"
 SOURCES_VERSION = 1
 LICENCE_FILE = "LICENSE.txt"
@@ -76,14 +95,12 @@ DOWNLOAD_TIMEOUT = 1800.0
 EXTRACT_TIMEOUT = 600.0
 QUERY_TIMEOUT = 60.0
 
-_NO_APT = (
-    "apt-get not found: install the Debian packages hydrogen-drumkits and lmms-common by hand, "
-    "or pass folders of your own samples to `neurorack corpus build`"
-)
-_NO_DPKG = (
-    "dpkg-deb not found: install the Debian packages hydrogen-drumkits and lmms-common by hand, "
-    "or pass folders of your own samples to `neurorack corpus build`"
-)
+
+def _missing_tool(tool: str, packages: str) -> str:
+    return (
+        f"{tool} not found: install the Debian packages {packages} by hand, "
+        "or pass folders of your own samples to `neurorack corpus build`"
+    )
 
 
 @dataclass
@@ -127,9 +144,22 @@ def fetch_drums(
     *,
     log: Callable[[str], None] | None = None,
 ) -> FetchReport:
-    """Assemble the drum one-shots of ``hydrogen-drumkits`` and ``lmms-common`` in ``out``.
+    """Assemble the drum one-shots of ``hydrogen-drumkits`` and ``lmms-common`` in ``out``
+    (:func:`fetch_collection` of ``drums``)."""
+    return fetch_collection(DEFAULT_COLLECTION, out, cache, log=log)
+
+
+def fetch_collection(
+    name: str,
+    out: str | os.PathLike[str],
+    cache: str | os.PathLike[str] | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> FetchReport:
+    """Assemble the one-shots of the collection ``name`` (:data:`COLLECTIONS`) in ``out``.
 
     Args:
+        name: ``drums``, ``sonic-pi`` or ``hydrogen-data``.
         out: destination folder (created). Files already there are kept; ours are overwritten.
         cache: folder for the downloaded ``.deb`` files (default :func:`default_cache`); a
             ``.deb`` already there is reused.
@@ -139,11 +169,17 @@ def fetch_drums(
         a :class:`FetchReport`; instant when ``out/SOURCES.json`` says the collection is complete.
 
     Raises:
-        CorpusError: apt-get or dpkg-deb missing, a download or extraction that fails or times out.
+        CorpusError: an unknown collection, apt-get or dpkg-deb missing, a download or extraction that fails
+            or times out, ``out`` holding another collection.
     """
+    if name not in COLLECTIONS:
+        raise CorpusError(f"unknown collection {name!r}; known: {', '.join(COLLECTIONS)}")
     started = time.perf_counter()
     say = log or (lambda _msg: None)
     out_dir = Path(os.path.abspath(out))
+    other = _collection_in(out_dir)
+    if other is not None and other != name:
+        raise CorpusError(f"--out {out_dir} holds the collection {other!r}; fetch {name!r} into another folder")
     existing = _complete(out_dir)
     if existing is not None:
         existing.seconds = time.perf_counter() - started
@@ -153,14 +189,14 @@ def fetch_drums(
     cache_dir = Path(os.path.abspath(cache)) if cache is not None else default_cache()
     dpkg_deb = shutil.which("dpkg-deb")
     if dpkg_deb is None:
-        raise CorpusError(_NO_DPKG)
+        raise CorpusError(_missing_tool("dpkg-deb", " and ".join(p for p, _ in COLLECTIONS[name])))
     cache_dir.mkdir(parents=True, exist_ok=True)
 
     report = FetchReport(out=out_dir)
     packages: list[dict[str, Any]] = []
     folders: list[dict[str, Any]] = []
     files: dict[str, int] = {}
-    for package in PACKAGES:
+    for package, copier in COLLECTIONS[name]:
         deb = _cached_deb(cache_dir, package, dpkg_deb)
         if deb is None:
             say(f"downloading {package} with apt-get into {cache_dir}")
@@ -173,10 +209,7 @@ def fetch_drums(
             _run([dpkg_deb, "-x", str(deb), str(root)], EXTRACT_TIMEOUT, f"dpkg-deb -x {deb.name}")
             copyright_text = _copy_copyright(root, package, out_dir)
             stanzas = parse_dep5(copyright_text)
-            if package == HYDROGEN_PACKAGE:
-                found = _copy_hydrogen(root, out_dir, stanzas, package, version, files)
-            else:
-                found = _copy_lmms(root, out_dir, stanzas, package, version, files)
+            found = copier(root, out_dir, stanzas, package, version, files)
         if not found:
             raise CorpusError(f"{deb.name}: no one-shots found where expected; the package layout may have changed")
         folders.extend(found)
@@ -200,6 +233,7 @@ def fetch_drums(
         {
             "format": SOURCES_FORMAT,
             "version": SOURCES_VERSION,
+            "collection": name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "total": len(files),
             "packages": packages,
@@ -212,6 +246,17 @@ def fetch_drums(
 
 
 # -- completeness --------------------------------------------------------------------------------
+
+
+def _collection_in(out: Path) -> str | None:
+    """The collection an earlier fetch assembled in ``out`` (``drums`` for files older than the field)."""
+    try:
+        data = json.loads((out / SOURCES_JSON).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != SOURCES_FORMAT:
+        return None
+    return str(data.get("collection", DEFAULT_COLLECTION))
 
 
 def _complete(out: Path) -> FetchReport | None:
@@ -263,7 +308,7 @@ def _download(package: str, cache: Path, dpkg_deb: str) -> Path:
     """``apt-get download`` into a private folder of ``cache``, then move the ``.deb`` into ``cache``."""
     apt_get = shutil.which("apt-get")
     if apt_get is None:
-        raise CorpusError(_NO_APT)
+        raise CorpusError(_missing_tool("apt-get", package))
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
     try:
         staging.chmod(0o777)  # apt drops root privileges to the _apt user while downloading
@@ -402,8 +447,15 @@ def _licence_file(licence: str, lines: list[str], stanza: Dep5Stanza | None, pac
 
 
 def _copy_hydrogen(
-    root: Path, out: Path, stanzas: list[Dep5Stanza], package: str, version: str, files: dict[str, int]
+    root: Path,
+    out: Path,
+    stanzas: list[Dep5Stanza],
+    package: str,
+    version: str,
+    files: dict[str, int],
+    top: str = "hydrogen",
 ) -> list[dict[str, Any]]:
+    """Every Hydrogen kit of a package, into ``out/<top>/<kit>/``."""
     kits_dir = root / HYDROGEN_KITS
     if not kits_dir.is_dir():
         return []
@@ -413,13 +465,13 @@ def _copy_hydrogen(
         kit_name = _xml_field(xml, "name")
         author = _xml_field(xml, "author")
         xml_licence = hydrogen_licence(xml) if xml.is_file() else ""
-        dest = out / "hydrogen" / kit.name
+        dest = out / top / kit.name
         count = 0
         for src in sorted(p for p in kit.rglob("*") if p.is_file() and p.name.lower() != LICENCE_FILE.lower()):
             rel = src.relative_to(kit)
             _copy_file(src, dest / rel)
             if is_audio_path(src):
-                files[(Path("hydrogen") / kit.name / rel).as_posix()] = src.stat().st_size
+                files[(Path(top) / kit.name / rel).as_posix()] = src.stat().st_size
                 count += 1
         if not count:
             continue
@@ -434,7 +486,7 @@ def _copy_hydrogen(
         _write_text_if_changed(dest / LICENCE_FILE, _licence_file(licence, lines, stanza, package))
         folders.append(
             {
-                "path": f"hydrogen/{kit.name}",
+                "path": f"{top}/{kit.name}",
                 "package": package,
                 "from": f"{HYDROGEN_KITS}/{kit.name}",
                 "files": count,
@@ -483,3 +535,50 @@ def _copy_lmms(
             }
         )
     return folders
+
+
+def _copy_sonic_pi(
+    root: Path, out: Path, stanzas: list[Dep5Stanza], package: str, version: str, files: dict[str, int]
+) -> list[dict[str, Any]]:
+    """The one-shots of :data:`SONIC_PI_FAMILIES` into ``out/sonic-pi/<family>/``, each file's licence listed."""
+    samples = root / SONIC_PI_SAMPLES
+    if not samples.is_dir():
+        return []
+    folders: list[dict[str, Any]] = []
+    for family in SONIC_PI_FAMILIES:
+        chosen = sorted(p for p in samples.glob(f"{family}_*") if p.is_file() and is_audio_path(p))
+        if not chosen:
+            continue
+        dest = out / "sonic-pi" / family
+        origin = f"from the Debian package {package} {version} ({SONIC_PI_SAMPLES})"
+        lines = [f"Sonic Pi samples ({family}_*), {origin}.", ""]
+        licences: list[str] = []
+        for src in chosen:
+            _copy_file(src, dest / src.name)
+            files[f"sonic-pi/{family}/{src.name}"] = src.stat().st_size
+            # the upstream tree keeps samples under etc/samples/
+            licence = _licence_line(dep5_stanza_for(stanzas, f"etc/samples/{src.name}"), "", package)
+            licences.append(licence.split(" ", 1)[0])
+            lines.append(f"{src.name}: {licence}")
+        kinds = sorted(set(licences))
+        summary = kinds[0] if len(kinds) == 1 else f"per file: {', '.join(kinds)}"
+        _write_text_if_changed(dest / LICENCE_FILE, _licence_file(summary, lines, None, package))
+        folders.append(
+            {
+                "path": f"sonic-pi/{family}",
+                "package": package,
+                "from": f"{SONIC_PI_SAMPLES}/{family}_*",
+                "files": len(chosen),
+                "licence": summary,
+                "author": "Sonic Pi contributors (see LICENSE.txt)",
+            }
+        )
+    return folders
+
+
+#: What :func:`fetch_collection` assembles: per collection, its Debian packages and how each is copied.
+COLLECTIONS: dict[str, tuple[tuple[str, Callable[..., list[dict[str, Any]]]], ...]] = {
+    DEFAULT_COLLECTION: ((HYDROGEN_PACKAGE, _copy_hydrogen), (LMMS_PACKAGE, _copy_lmms)),
+    "sonic-pi": ((SONIC_PI_PACKAGE, _copy_sonic_pi),),
+    "hydrogen-data": ((HYDROGEN_DATA_PACKAGE, functools.partial(_copy_hydrogen, top="hydrogen-data")),),
+}

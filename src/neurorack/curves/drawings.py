@@ -45,7 +45,7 @@ def random_shape(rng: np.random.Generator, sample_rate: int = 44_100) -> ImpactS
 
     duration = rng.uniform(*DURATION)
     decay = rng.uniform(0.25, 0.8) * duration
-    centroid = _log_uniform(rng, CENTROID)
+    centroid = _log_uniform(rng, (CENTROID[0], min(CENTROID[1], 0.25 * sample_rate)))  # low rates: below Nyquist
     bandwidth = centroid * rng.uniform(*SPREAD)
     reach = min(centroid + ROLLOFF_ABOVE * bandwidth, 0.85 * sample_rate / 2)
     rolloff = max(centroid + rng.uniform(*ROLLOFF_WAY) * (reach - centroid), centroid * 1.05)
@@ -71,3 +71,18 @@ def random_drawings(count: int, config: DescriptorConfig, seed: int = 0) -> list
     """``count`` seeded random drawings for ``config``: ``float32[frames, 7]`` curves each."""
     rng = np.random.default_rng(seed)
     return [impact_curves(random_shape(rng, config.sample_rate), config) for _ in range(count)]
+
+
+def drawing_batch(count: int, frames: int, config: DescriptorConfig, rng: np.random.Generator) -> np.ndarray:
+    """``count`` random drawings fitted to ``frames`` frames: ``float32[count, frames, 7]``, for training.
+
+    A drawing longer than ``frames`` is cut; a shorter one is held at its last frame with the rms at 0
+    (silent frames, which losses and metrics leave out as inactive).
+    """
+    out = np.zeros((count, frames, 7), dtype=np.float32)
+    for i in range(count):
+        curves = impact_curves(random_shape(rng, config.sample_rate), config)[:frames]
+        out[i, : len(curves)] = curves
+        out[i, len(curves) :] = curves[-1]
+        out[i, len(curves) :, 0] = 0.0
+    return out

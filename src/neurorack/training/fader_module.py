@@ -152,7 +152,8 @@ class FaderTrainingModule(ImpactTrainingModule):
         opt_ae, opt_disc = optimizers[:2]
         descriptors, target, mask = batch["descriptors"], batch["audio"], batch["mask"]
         b = descriptors.shape[0]
-        inputs, r = self._edited_inputs(descriptors)
+        r, _ = self._split(b)  # an autoencoder trains without drawings (drawing_fraction 0)
+        inputs = self._edited_inputs(descriptors, r, 0)
         n_aug = b - r
         out = self.ae.autoencode(target, inputs)
         bins, active = self._adversary_targets(descriptors, mask)

@@ -4,13 +4,19 @@ Per training batch ``{"descriptors" [B, F, 7], "audio" [B, F*hop], "mask" [B, F]
 
 * the first ``B - n`` items are reconstructed: multi-scale spectral loss against the real audio plus
   ``descriptor_weight`` × descriptor loss against their own curves;
-* the last ``n = round(augment_fraction · B)`` items get edited curves (:func:`~.losses.edit_curves`)
-  and only ``control_weight`` × descriptor loss against the edited curves (there is no target audio).
+* the next ``n = round(augment_fraction · B)`` items get edited curves (:func:`~.losses.edit_curves`)
+  and only ``control_weight`` × descriptor loss against the edited curves (there is no target audio);
+* the last ``d = round(drawing_fraction · B)`` items are replaced by random drawings
+  (:func:`~neurorack.curves.drawings.drawing_batch`: curves a player might draw, unlike any training sound)
+  with ``drawing_weight`` × descriptor loss on rms, bandwidth, centroid and roll-off (:data:`DRAWN_DESCRIPTORS`;
+  a drawn flatness is a rough sketch, not a target): the network
+  learns to give the spectral lock material it can shape into any plausible drawing.
 
 Validation is deterministic (crops from each sound's start, fixed noise) and logs the loss terms,
 the SPEC §6 MR-STFT distance (``val/mrstft``), a brightness-control slope (``val/control_centroid``:
-d log measured centroid / d log requested centroid for ×2, ideal 1, mean over active frames) and,
-every ``example_every`` epochs, audio examples and spectrogram images to TensorBoard.
+d log measured centroid / d log requested centroid for ×2, ideal 1, mean over active frames),
+with drawings on the descriptor loss of as many fixed drawings as sounds (``val/drawing``, added to
+``val/loss``) and, every ``example_every`` epochs, audio examples and spectrogram images to TensorBoard.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from neurorack.curves.drawings import drawing_batch
 from neurorack.descriptors import DESCRIPTOR_NAMES
 from neurorack.errors import ModelFileError
 from neurorack.models.base import ImpactModel
@@ -41,6 +48,8 @@ from neurorack.training.losses import (
 CENTROID = DESCRIPTOR_NAMES.index("centroid")
 #: Consecutive optimiser steps with non-finite gradients tolerated (each is skipped) before giving up.
 MAX_BAD_STEPS = 20
+#: Descriptors a drawing is trained to be followed on: those of the follow report (``metrics.following``).
+DRAWN_DESCRIPTORS = ("rms", "centroid", "bandwidth", "rolloff")
 #: Seed of the validation noise (plus the batch index).
 VALIDATION_SEED = 1234
 
@@ -56,6 +65,9 @@ class ImpactTrainingModule(L.LightningModule):
         descriptor_weight: weight of the descriptor loss on reconstructed items.
         control_weight: weight of the descriptor loss on items with edited curves.
         augment_fraction: fraction of each batch given edited curves (0 disables).
+        drawing_fraction: fraction of each batch replaced by random drawings (0 disables).
+        drawing_weight: weight of the descriptor loss on drawings.
+        drawing_seed: seed of the drawings (combined with the optimiser step, so a resumed run draws on).
         fft_sizes: FFT sizes of the spectral loss.
         example_every: log audio examples and spectrograms every this many epochs (0: never).
         n_examples: examples per logging.
@@ -72,6 +84,9 @@ class ImpactTrainingModule(L.LightningModule):
         descriptor_weight: float = 1.0,
         control_weight: float = 1.0,
         augment_fraction: float = 0.25,
+        drawing_fraction: float = 0.0,
+        drawing_weight: float = 1.0,
+        drawing_seed: int = 0,
         fft_sizes: tuple[int, ...] = DEFAULT_FFT_SIZES,
         example_every: int = 5,
         n_examples: int = 2,
@@ -90,6 +105,10 @@ class ImpactTrainingModule(L.LightningModule):
         self.descriptor_weight = descriptor_weight
         self.control_weight = control_weight
         self.augment_fraction = augment_fraction
+        self.drawing_fraction = drawing_fraction
+        self.drawing_weight = drawing_weight
+        self.drawing_seed = drawing_seed
+        self.drawing_loss = DescriptorLoss(self.model.descriptor_config, names=DRAWN_DESCRIPTORS)
         self.example_every = example_every
         self.n_examples = n_examples
         #: set before resuming to replace the learning rate restored from the checkpoint
@@ -122,30 +141,45 @@ class ImpactTrainingModule(L.LightningModule):
         return terms
 
     # -- training ----------------------------------------------------------------------------------------------
-    def _edited_inputs(self, descriptors: Tensor) -> tuple[Tensor, int]:
-        """The curves a training batch ``[B, F, 7]`` is rendered with, and ``r``: the first ``r`` items keep
-        their own curves (reconstruction), the last ``B - r`` (``augment_fraction`` of the batch, at least
-        one reconstructed item left) get edited ones (:func:`~.losses.edit_curves`, clamped)."""
-        b = descriptors.shape[0]
-        n_aug = min(b - 1, round(b * self.augment_fraction)) if self.augment_fraction > 0 else 0
-        r = b - n_aug
-        if n_aug == 0:
-            return descriptors, r
-        edited, _ = edit_curves(descriptors[r:])
-        return torch.cat([descriptors[:r], clamp_curves(edited, self.model.sample_rate)]), r
+    def _split(self, batch: int) -> tuple[int, int]:
+        """``(r, d)``: the first ``r`` items of a batch are reconstructed, the last ``d`` are drawings, the
+        items between get edited curves; at least one item is reconstructed."""
+        d = min(batch - 1, round(batch * self.drawing_fraction)) if self.drawing_fraction > 0 else 0
+        n_aug = min(batch - d - 1, round(batch * self.augment_fraction)) if self.augment_fraction > 0 else 0
+        return batch - d - n_aug, d
+
+    def _edited_inputs(self, descriptors: Tensor, r: int, d: int) -> Tensor:
+        """The curves a training batch ``[B, F, 7]`` is rendered with: items ``[:r]`` keep their own curves,
+        items ``[r:B-d]`` get edited ones (:func:`~.losses.edit_curves`, clamped) and the last ``d`` are
+        replaced by random drawings (:func:`~neurorack.curves.drawings.drawing_batch`)."""
+        b, frames = descriptors.shape[:2]
+        parts = [descriptors[:r]]
+        if b - d > r:
+            edited, _ = edit_curves(descriptors[r : b - d])
+            parts.append(clamp_curves(edited, self.model.sample_rate))
+        if d > 0:
+            rng = np.random.default_rng([self.drawing_seed, self.global_step])
+            drawn = drawing_batch(d, frames, self.model.descriptor_config, rng)
+            parts.append(torch.from_numpy(drawn).to(descriptors))
+        return torch.cat(parts)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         descriptors = batch["descriptors"]
         b = descriptors.shape[0]
-        inputs, r = self._edited_inputs(descriptors)
-        n_aug = b - r
+        r, d = self._split(b)
+        inputs = self._edited_inputs(descriptors, r, d)
         audio = self.model(inputs)
         terms = self._reconstruction(audio[:r], batch)
         total = terms["loss"]
-        if n_aug > 0:
-            control = self.descriptor_loss(audio[r:], inputs[r:], batch["mask"][r:])
+        if b - d > r:
+            control = self.descriptor_loss(audio[r : b - d], inputs[r : b - d], batch["mask"][r : b - d])
             terms["control"] = control["total"]
             total = total + self.control_weight * control["total"]
+        if d > 0:
+            drawn = self.drawing_loss(audio[b - d :], inputs[b - d :])
+            terms.update({f"drawing_{k}": v for k, v in drawn.items() if k != "total"})
+            terms["drawing"] = drawn["total"]
+            total = total + self.drawing_weight * drawn["total"]
         terms["total"] = total
         if not torch.isfinite(total):
             raise FloatingPointError(f"training loss is not finite at step {self.global_step}: {float(total)}")
@@ -171,12 +205,23 @@ class ImpactTrainingModule(L.LightningModule):
         audio = self._render(descriptors, batch, noise)
         terms = self._reconstruction(audio, batch)
         terms["mrstft"] = self.metric(audio.unsqueeze(1), target.unsqueeze(1))
+        if self.drawing_fraction > 0:
+            drawn = self._validation_drawings(b, frames, batch_idx)
+            follow = self.drawing_loss(self._render(drawn, batch, noise), drawn)
+            terms["drawing"] = follow["total"]
+            terms["loss"] = terms["loss"] + self.drawing_weight * follow["total"]
         self._log_terms("val", terms, b, on_epoch=True, sync_dist=True)
         self.log("val_loss", terms["loss"], batch_size=b, on_epoch=True, sync_dist=True, prog_bar=True)
         slope = self._centroid_slope(descriptors, batch, noise, audio)
         self.log("val/control_centroid", slope, batch_size=b, on_epoch=True, sync_dist=True)
         if batch_idx == 0 and self._should_log_examples():
             self._log_examples(descriptors, target, audio)
+
+    def _validation_drawings(self, batch: int, frames: int, batch_idx: int) -> Tensor:
+        """The same random drawings ``[batch, frames, 7]`` at every validation of batch ``batch_idx``."""
+        rng = np.random.default_rng([VALIDATION_SEED, batch_idx])
+        drawn = drawing_batch(batch, frames, self.model.descriptor_config, rng)
+        return torch.from_numpy(drawn).to(self.model.desc_mean)
 
     def _centroid_slope(self, descriptors: Tensor, batch: dict[str, Tensor], noise: Tensor, base: Tensor) -> Tensor:
         """Mean over active frames of ``log(c(×2) / c(×1)) / log 2`` of the generated centroid (ideal 1)."""

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from neurorack.corpus import Corpus
 from neurorack.corpus.manifest import write_json_atomic
 from neurorack.errors import NeurorackError
+from neurorack.model_file import LoadedModel, load_model
 from neurorack.models.registry import TINY_CONFIGS, build_model, legacy_kwargs, model_names
 from neurorack.training.checkpoints import _AtomicCheckpointIO, _LastCheckpoint, check_checkpoint
 from neurorack.training.data import SegmentDataset, descriptor_statistics
@@ -81,6 +82,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "descriptor_weight": 1.0,
     "control_weight": 1.0,
     "augment_fraction": 0.25,
+    "drawing_fraction": 0.0,
+    "drawing_weight": 1.0,
     "waveform_adversary": False,
     "adversary_weight": 1.0,
 }
@@ -93,6 +96,22 @@ def training_module_class(model: str) -> type[ImpactTrainingModule]:
     model_names()  # imports the model modules
     cls = MODELS.get(model)
     return objective_module(cls.objective) if cls is not None else ImpactTrainingModule
+
+
+def _init_model(
+    init: str | os.PathLike[str] | None, model: str | None, model_config: Any, resume: bool
+) -> LoadedModel | None:
+    """The model file a new run starts from (``None`` without ``init``), checked against the other settings."""
+    if init is None:
+        return None
+    if resume:
+        raise NeurorackError("--init starts a new run; a resumed run continues from its checkpoint (drop --init)")
+    if model_config is not None:
+        raise NeurorackError("--init takes the settings of its model file; drop --model-config")
+    start = load_model(init)
+    if model is not None and model != start.metadata["class"]:
+        raise NeurorackError(f"{start.path} holds a {start.metadata['class']!r} model, not {model!r}")
+    return start
 
 
 def default_lr(model: str) -> float:
@@ -198,6 +217,9 @@ def train(
     descriptor_weight: float | None = None,
     control_weight: float | None = None,
     augment_fraction: float | None = None,
+    drawing_fraction: float | None = None,
+    drawing_weight: float | None = None,
+    init: str | os.PathLike[str] | None = None,
     waveform_adversary: bool | None = None,
     adversary_weight: float | None = None,
     devices: int = 1,
@@ -232,6 +254,11 @@ def train(
         batch_size: crops per batch (per device; default 8).
         frames: crop length in descriptor frames (default 64: 64 frames of 512 samples = 0.74 s at 44.1 kHz).
         descriptor_weight, control_weight, augment_fraction: see :class:`ImpactTrainingModule` (1, 1, 0.25).
+        drawing_fraction, drawing_weight: impact models only: share of each batch trained on random
+            drawings and the weight of their descriptor loss (:class:`ImpactTrainingModule`; 0, 1: off by default,
+            see ``docs/design-notes.md``).
+        init: a model file (or bundled model name) whose weights and descriptor statistics start the run
+            (fine-tuning); its class and settings are used, so ``model_config`` cannot be given with it.
         waveform_adversary: train autoencoders with the adversarial waveform stage (a multi-scale STFT
             discriminator, :class:`~neurorack.training.fader_module.FaderTrainingModule`; default off: it is
             slow on a CPU). Set for the whole run: it cannot change on resume.
@@ -261,7 +288,8 @@ def train(
         a :class:`TrainResult` (in every process; only the first writes files).
 
     Raises:
-        NeurorackError: missing source, unknown model, a run with checkpoints without ``resume``,
+        NeurorackError: missing source, unknown model, a run with checkpoints without ``resume``, ``init``
+            with ``resume`` or ``model_config``, an ``init`` file of another model or analysis settings,
             ``resume`` without a checkpoint, a model that does not match the run, or ``waveform_adversary``
             for a model that is not an autoencoder or other than the resumed run's.
     """
@@ -272,6 +300,10 @@ def train(
     ckpt_dir = run / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
     previous: dict[str, Any] | None = None
+    start = _init_model(init, model, model_config, resume)
+    if start is not None:
+        model = str(start.metadata["class"])
+        model_config = dict(start.metadata["kwargs"])
     if resume:
         if not last.is_file():
             raise NeurorackError(f"{run}: nothing to resume ({last} does not exist); start without --resume")
@@ -303,6 +335,13 @@ def train(
     descriptor_weight = float(setting("descriptor_weight", descriptor_weight))
     control_weight = float(setting("control_weight", control_weight))
     augment_fraction = float(setting("augment_fraction", augment_fraction))
+    drawing_given = drawing_fraction is not None or drawing_weight is not None
+    drawing_fraction = float(setting("drawing_fraction", drawing_fraction))
+    drawing_weight = float(setting("drawing_weight", drawing_weight))
+    if not 0 <= drawing_fraction < 1:
+        raise NeurorackError(f"--drawing-fraction must lie in [0, 1), got {drawing_fraction}")
+    if drawing_weight < 0:
+        raise NeurorackError(f"--drawing-weight must be >= 0, got {drawing_weight}")
     if resume and waveform_adversary is not None and previous is not None:
         before = bool(previous.get("waveform_adversary", TRAIN_DEFAULTS["waveform_adversary"]))
         if waveform_adversary != before:
@@ -318,6 +357,8 @@ def train(
         if named and not autoencoder:
             autoencoders = [n for n in model_names() if training_module_class(n) is not ImpactTrainingModule]
             raise NeurorackError(f"{flag} is for autoencoders ({', '.join(autoencoders)}), not {model!r}")
+    if drawing_given and autoencoder:
+        raise NeurorackError(f"--drawing-fraction and --drawing-weight are for impact models, not {model!r}")
     adversary_weight = float(setting("adversary_weight", adversary_weight))
     if adversary_weight < 0:
         raise NeurorackError(f"--adversary-weight must be >= 0, got {adversary_weight}")
@@ -328,7 +369,10 @@ def train(
         raise NeurorackError(f"--minutes must be positive, got {minutes}")
     corpus = open_source(Path(source), run, progress=progress and not child, jobs=jobs, log=say)
     cfg = corpus.config
-    config.update(sample_rate=cfg.sample_rate, hop_length=cfg.hop_length, frame_length=cfg.frame_length)
+    analysis = {"sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length, "frame_length": cfg.frame_length}
+    if start is not None and any(start.metadata["kwargs"].get(k) != v for k, v in analysis.items()):
+        raise NeurorackError(f"{start.path} was trained with other analysis settings than the corpus {corpus.path} has")
+    config.update(analysis)
     if previous is not None and previous["model_config"] != config:
         raise NeurorackError(f"{run} was trained with other analysis settings than the corpus {corpus.path} has")
     # every setting named (new runs), or the values of the time (runs older than a setting)
@@ -342,6 +386,8 @@ def train(
     stage: dict[str, Any] = {"waveform_adversary": True} if waveform_adversary else {}
     if autoencoder:
         stage["adversary_weight"] = adversary_weight
+    else:
+        stage.update(drawing_fraction=drawing_fraction, drawing_weight=drawing_weight, drawing_seed=seed)
     try:
         module = module_class(
             model,
@@ -357,7 +403,10 @@ def train(
         )
     except (TypeError, ValueError) as exc:
         raise NeurorackError(f"cannot build {model!r} with {config}: {exc}") from None
-    if not resume:
+    if start is not None:
+        module.model.load_state_dict(start.model.state_dict())  # weights and descriptor statistics
+        say(f"starting from {start.path}")
+    elif not resume:
         mean, std = descriptor_statistics(corpus, max_sounds=max_sounds)
         module.set_statistics(mean, std)
     elif lr is not None:
@@ -401,6 +450,9 @@ def train(
                 "descriptor_weight": descriptor_weight,
                 "control_weight": control_weight,
                 "augment_fraction": augment_fraction,
+                "drawing_fraction": drawing_fraction,
+                "drawing_weight": drawing_weight,
+                "init": str(start.path) if start is not None else (previous or {}).get("init"),
                 "waveform_adversary": waveform_adversary,
                 "adversary_weight": adversary_weight,
                 "seed": seed,
