@@ -158,9 +158,7 @@ class ImpactTrainingModule(L.LightningModule):
             edited, _ = edit_curves(descriptors[r : b - d])
             parts.append(clamp_curves(edited, self.model.sample_rate))
         if d > 0:
-            rng = np.random.default_rng([self.drawing_seed, self.global_step])
-            drawn = drawing_batch(d, frames, self.model.descriptor_config, rng)
-            parts.append(torch.from_numpy(drawn).to(descriptors))
+            parts.append(self._drawings(d, frames, [self.drawing_seed, self.global_step]))
         return torch.cat(parts)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -206,7 +204,7 @@ class ImpactTrainingModule(L.LightningModule):
         terms = self._reconstruction(audio, batch)
         terms["mrstft"] = self.metric(audio.unsqueeze(1), target.unsqueeze(1))
         if self.drawing_fraction > 0:
-            drawn = self._validation_drawings(b, frames, batch_idx)
+            drawn = self._drawings(b, frames, [VALIDATION_SEED, batch_idx])  # the same at every validation
             follow = self.drawing_loss(self._render(drawn, batch, noise), drawn)
             terms["drawing"] = follow["total"]
             terms["loss"] = terms["loss"] + self.drawing_weight * follow["total"]
@@ -217,10 +215,9 @@ class ImpactTrainingModule(L.LightningModule):
         if batch_idx == 0 and self._should_log_examples():
             self._log_examples(descriptors, target, audio)
 
-    def _validation_drawings(self, batch: int, frames: int, batch_idx: int) -> Tensor:
-        """The same random drawings ``[batch, frames, 7]`` at every validation of batch ``batch_idx``."""
-        rng = np.random.default_rng([VALIDATION_SEED, batch_idx])
-        drawn = drawing_batch(batch, frames, self.model.descriptor_config, rng)
+    def _drawings(self, count: int, frames: int, seed: list[int]) -> Tensor:
+        """``count`` random drawings ``[count, frames, 7]`` for ``seed``, on the model's device."""
+        drawn = drawing_batch(count, frames, self.model.descriptor_config, np.random.default_rng(seed))
         return torch.from_numpy(drawn).to(self.model.desc_mean)
 
     def _centroid_slope(self, descriptors: Tensor, batch: dict[str, Tensor], noise: Tensor, base: Tensor) -> Tensor:
