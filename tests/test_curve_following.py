@@ -13,7 +13,7 @@ import torch
 
 import neurorack as nr
 from neurorack.cli import main
-from neurorack.curves.drawings import random_drawings
+from neurorack.curves.drawings import SPECTRAL_SHAPES, random_drawings, spectral_shape
 from neurorack.descriptors import DescriptorConfig, frame_rms
 from neurorack.metrics.following import follow_report, impossible_requests
 from neurorack.models.impact.loudness_lock import lock_loudness
@@ -128,3 +128,22 @@ def test_drawings_are_seeded_and_can_exist() -> None:
     for curves in first:
         assert curves.shape[1] == 7 and np.isfinite(curves).all() and curves[:, 0].max() > 0
         assert not any(mask.any() for mask in impossible_requests(curves, CONFIG.sample_rate).values())
+
+
+def test_drawings_are_shaped_like_real_hits() -> None:
+    """Dark drawings are wide and roll off near their centroid, bright ones narrower, as the table of
+    real hits says: a 300 Hz drawing with a 150 Hz bandwidth would ask for a spectrum no hit has."""
+    assert spectral_shape(300.0) == SPECTRAL_SHAPES[1][1:]
+    assert spectral_shape(10.0) == spectral_shape(150.0) and spectral_shape(1e5) == spectral_shape(9600.0)
+    lo, hi, _, _ = spectral_shape(300.0 * 2**0.5)  # half-way between two rows, in log centroid
+    assert lo == pytest.approx((2.66 + 2.04) / 2) and hi == pytest.approx((5.49 + 4.80) / 2)
+    dark = bright = 0
+    for curves in random_drawings(60, CONFIG, seed=5):
+        centroid, bandwidth, rolloff = curves[0, 5], curves[0, 4], curves[0, 2]
+        if centroid < 500:
+            dark += 1
+            assert bandwidth > 1.5 * centroid and rolloff < centroid + 0.5 * bandwidth
+        elif centroid > 5000:
+            bright += 1
+            assert bandwidth < 1.2 * centroid and rolloff > centroid + 0.5 * bandwidth
+    assert dark >= 5 and bright >= 5

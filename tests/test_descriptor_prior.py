@@ -96,6 +96,24 @@ def test_a_global_brightness_change_is_natural(prior: DescriptorPrior) -> None:
     assert prior.guess(curves).descriptor is None
 
 
+def test_curves_unlike_any_sound_name_nothing(prior: DescriptorPrior) -> None:
+    """A drawing whose descriptors are all out of line is left to the lock, however much likelier one
+    move makes it than "nothing moved"."""
+    assert prior.plausible is not None
+    own = [prior.guess(natural_curves(np.random.default_rng(6 + i))).scores["none"] for i in range(20)]
+    assert min(own) > prior.plausible  # the floor lies below the scores of natural sounds
+    curves = natural_curves(np.random.default_rng(7))
+    curves[:, COL["rolloff"]] *= 2.0
+    curves[:, COL["zcr"]] *= 8.0  # and the zero-crossing rate far out of line: no hypothesis explains it
+    curves[:, COL["flatness"]] = 0.9
+    guess = prior.guess(curves)
+    assert guess.margin > prior.margin  # a moved knob beats "nothing moved" ...
+    assert max(guess.scores.values()) < prior.plausible  # ... but finds the curves implausible
+    assert guess.descriptor is None and prior.focus(curves) == {}
+    no_floor = DescriptorPrior(prior.weights, prior.means, prior.covariances)
+    assert no_floor.plausible is None and no_floor.guess(curves).descriptor is not None  # one knob read into it
+
+
 def test_fit_needs_frames_and_shrinks_the_mixture() -> None:
     rng = np.random.default_rng(4)
     with pytest.raises(NeurorackError, match=f"at least {FRAMES_PER_COMPONENT} active frames"):
@@ -122,6 +140,8 @@ def test_bad_mixtures_are_refused(prior: DescriptorPrior) -> None:
         DescriptorPrior(w, mu, asym)
     with pytest.raises(NeurorackError, match="move_std"):
         DescriptorPrior(w, mu, cov, move_std=0.0)
+    with pytest.raises(NeurorackError, match="plausibility floor must be finite"):
+        DescriptorPrior(w, mu, cov, plausible=math.nan)
 
 
 def test_tensors_round_trip(prior: DescriptorPrior) -> None:
@@ -136,6 +156,11 @@ def test_tensors_round_trip(prior: DescriptorPrior) -> None:
         DescriptorPrior.from_tensors(prior.to_tensors(), {**meta, "columns": ["rms"]})
     with pytest.raises(NeurorackError, match="move_std or margin"):
         DescriptorPrior.from_tensors(prior.to_tensors(), {"columns": list(PRIOR_COLUMNS)})
+    assert again.plausible == prior.plausible
+    older = DescriptorPrior.from_tensors(prior.to_tensors(), {k: v for k, v in meta.items() if k != "plausible"})
+    assert older.plausible is None  # files written before the floor existed guess as they did
+    with pytest.raises(NeurorackError, match="plausibility floor must be a number"):
+        DescriptorPrior.from_tensors(prior.to_tensors(), {**meta, "plausible": "low"})
 
 
 # ------------------------------------------------------------------------------------------------

@@ -64,6 +64,34 @@ def test_moment_shaping_meets_consistent_requests() -> None:
     assert torch.median((above - ABOVE_ROLLOFF).abs()) < 0.01
 
 
+def _misses(mass: torch.Tensor, gains: torch.Tensor, c: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Per frame, the largest miss of centroid, bandwidth (|ln ratio|) and share above the roll-off."""
+    got_c, got_b, _ = expected(mass * gains)
+    above = ((mass * gains) * (r.unsqueeze(-1) < FREQS)).sum(-1) / (mass * gains).sum(-1)
+    return torch.stack([(got_c / c).log().abs(), (got_b / b).log().abs(), (above - ABOVE_ROLLOFF).abs()]).amax(0)
+
+
+def test_a_named_knob_only_breaks_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that can be met is met in full whichever knob is named: the named knob's weight is used
+    only where the plain solve leaves a condition off (before, it traded the others away)."""
+    from neurorack.models.impact import spectral_lock
+
+    mass = spectra(40)
+    donor = spectra(40, seed=1)
+    c, b, _ = expected(donor)
+    r = rolloff(donor) * 1.01  # off the components' frequencies
+    args = (mass, FREQS.expand_as(mass), c, b, r)
+    plain = _misses(mass, moment_shaping(*args), c, b, r)
+    reachable = plain < 0.01
+    assert reachable.sum() >= 20
+    for moved in ("centroid", "bandwidth", "rolloff"):
+        named = _misses(mass, moment_shaping(*args, emphasis=focus_emphasis({moved: 2.0})), c, b, r)
+        assert named[reachable].max() < 0.02, moved
+    monkeypatch.setattr(spectral_lock, "FOCUS_MET", 0.0)  # the moved knob always weighted: others give way
+    forced = _misses(mass, moment_shaping(*args, emphasis=focus_emphasis({"rolloff": 2.0})), c, b, r)
+    assert forced[reachable].max() > 0.02
+
+
 @pytest.mark.parametrize("which", ["centroid", "bandwidth", "rolloff"])
 @pytest.mark.parametrize("scale", [0.5, 2.0])
 def test_moment_shaping_follows_the_moved_descriptor(which: str, scale: float) -> None:

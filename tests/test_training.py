@@ -425,6 +425,9 @@ def test_a_run_trains_on_drawings_and_validates_them(corpus_dir: Path, tmp_path:
     )  # fmt: skip
     for key in ("train/drawing_epoch", "train/drawing_rolloff_epoch", "val/drawing"):
         assert np.isfinite(result.metrics[key]), key
+    # the best checkpoint is chosen on reconstruction alone: the drawings' loss is logged, not added
+    m = result.metrics
+    assert m["val/loss"] == pytest.approx(m["val/spectral"] + m["val/descriptor"], rel=1e-5)
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert (meta["drawing_fraction"], meta["drawing_weight"]) == (0.5, 2.0)
 

@@ -17,6 +17,13 @@ them moved on its own is unlikely under the prior, and much likelier under the h
 "nothing moved" by more than :data:`MARGIN` nats per frame; the move's size is its posterior mean. The
 generator then runs as if that knob had been named.
 
+A guess is made only for curves that the best hypothesis finds plausible: a mean log-likelihood per frame
+of at least :attr:`DescriptorPrior.plausible`, set at fit time :data:`PLAUSIBLE_SLACK` nats below the
+:data:`PLAUSIBLE_PERCENTILE`-th percentile of how the training sounds score with one knob moved ×½ or
+×2. A drawing unlike any real sound (a preset, a random drawing: every descriptor is out of line) is
+then left to the lock with all its conditions, instead of having one knob read into it and the others
+given up (measurements: ``docs/design-notes.md``, "The descriptor prior names no knob ...").
+
 Settings chosen on the drum corpus's *validation* split (40 sounds, bundled model, control slopes
 centroid / bandwidth / roll-off from the curves alone; 0.45 / 0.67 / 0.80 without the prior):
 12 components, ``MOVE_STD`` 0.7, margin 0.5: 0.92 / 0.87 / 0.85; 6 components 0.92 / 0.87 / 0.81;
@@ -55,6 +62,10 @@ COMPONENTS = 12
 MOVE_STD = 0.7
 #: A move is named when its hypothesis beats "nothing moved" by more than this (nats per frame).
 MARGIN = 0.5
+#: The plausibility floor is this percentile of the training sounds' scores with one knob moved ×½ or ×2 ...
+PLAUSIBLE_PERCENTILE = 1.0
+#: ... minus this many nats (room for larger moves: a ×3.3 move costs ~2 nats more than a ×2 one).
+PLAUSIBLE_SLACK = 2.0
 #: Frames more than this many dB below a sound's loudest frame are ignored (fit and guess).
 ACTIVE_DB = 40.0
 #: Floor before the logarithm (silent frames, zero flatness).
@@ -102,6 +113,8 @@ class DescriptorPrior:
         means: ``[K, 6]`` component means (log units, :data:`PRIOR_COLUMNS`).
         covariances: ``[K, 6, 6]`` symmetric positive-definite component covariances.
         move_std: :data:`MOVE_STD`. margin: :data:`MARGIN`.
+        plausible: no knob is named for curves whose best hypothesis scores below this mean log-likelihood
+            per frame (nats); None: no floor (files written before it existed).
 
     Raises:
         NeurorackError: shapes or values that do not make a mixture.
@@ -115,6 +128,7 @@ class DescriptorPrior:
         *,
         move_std: float = MOVE_STD,
         margin: float = MARGIN,
+        plausible: float | None = None,
     ) -> None:
         w = np.asarray(weights, dtype=np.float64)
         mu = np.asarray(means, dtype=np.float64)
@@ -132,12 +146,15 @@ class DescriptorPrior:
             raise NeurorackError("descriptor prior weights must be positive and sum to 1")
         if not (math.isfinite(move_std) and move_std > 0 and math.isfinite(margin) and margin >= 0):
             raise NeurorackError(f"descriptor prior needs move_std > 0 and margin >= 0, got {move_std}, {margin}")
+        if plausible is not None and not math.isfinite(plausible):
+            raise NeurorackError(f"descriptor prior plausibility floor must be finite, got {plausible}")
         if not np.allclose(cov, np.swapaxes(cov, 1, 2), rtol=1e-6, atol=1e-9):
             raise NeurorackError("descriptor prior covariances are not symmetric")
         if (np.linalg.eigvalsh(cov) <= 0).any():
             raise NeurorackError("descriptor prior covariances are not positive definite")
         self.weights, self.means, self.covariances = w, mu, cov
         self.move_std, self.margin = float(move_std), float(margin)
+        self.plausible = None if plausible is None else float(plausible)
         # hypotheses: nothing moved, then each movable descriptor with move_std² added to its variance
         self.hypotheses: tuple[str, ...] = ("none", *MOVABLE)
         inflated = np.repeat(cov[None], len(self.hypotheses), axis=0)  # [H, K, 6, 6]
@@ -166,7 +183,8 @@ class DescriptorPrior:
         """Fit the mixture to the active frames of many sounds' curves (``float[frames, 7]`` each).
 
         Uses fewer components when there are fewer than :data:`FRAMES_PER_COMPONENT` frames per
-        component (one at least).
+        component (one at least). Sets :attr:`plausible` from the sounds' scores with one knob moved
+        (:data:`PLAUSIBLE_PERCENTILE`, :data:`PLAUSIBLE_SLACK`).
 
         Raises:
             NeurorackError: fewer than :data:`FRAMES_PER_COMPONENT` active frames in all.
@@ -182,7 +200,22 @@ class DescriptorPrior:
         k = max(1, min(int(components), frames.shape[0] // FRAMES_PER_COMPONENT))
         mixture = GaussianMixture(k, covariance_type="full", reg_covar=1e-3, max_iter=200, random_state=seed)
         mixture.fit(frames)
-        return cls(mixture.weights_, mixture.means_, mixture.covariances_)
+        prior = cls(mixture.weights_, mixture.means_, mixture.covariances_)
+        prior.plausible = prior._moved_score_floor([f for f in feats if f.shape[0] > 0])
+        return prior
+
+    def _moved_score_floor(self, feats: list[np.ndarray]) -> float:
+        """:attr:`plausible` for training sounds ``feats`` (``[F, 6]`` each): how their curves score with one
+        knob moved (each of :data:`MOVABLE` by ×½ and ×2, under its own hypothesis), at
+        :data:`PLAUSIBLE_PERCENTILE`, minus :data:`PLAUSIBLE_SLACK`."""
+        scores = []
+        for f in feats:
+            for h, name in enumerate(MOVABLE, start=1):
+                for factor in (0.5, 2.0):
+                    moved = f.copy()
+                    moved[:, PRIOR_COLUMNS.index(name)] += math.log(factor)
+                    scores.append(self._scores(moved)[0][h])
+        return float(np.percentile(scores, PLAUSIBLE_PERCENTILE)) - PLAUSIBLE_SLACK
 
     def _scores(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per hypothesis: mean log-likelihood per frame ``[H]`` and the posterior mean of the move it makes
@@ -203,7 +236,8 @@ class DescriptorPrior:
             curves: ``float[frames, 7]`` requested curves.
 
         Returns:
-            a :class:`MoveGuess` (``descriptor`` None when the curves look natural, or have no active frame).
+            a :class:`MoveGuess` (``descriptor`` None when the curves look natural, when even the best
+            hypothesis finds them implausible (:attr:`plausible`), or when they have no active frame).
         """
         feats = prior_features(curves)
         if feats.shape[0] == 0:
@@ -212,7 +246,7 @@ class DescriptorPrior:
         scores = {h: float(v) for h, v in zip(self.hypotheses, mean_ll, strict=True)}
         best = 1 + int(np.argmax(mean_ll[1:]))
         margin = float(mean_ll[best] - mean_ll[0])
-        if margin <= self.margin:
+        if margin <= self.margin or (self.plausible is not None and mean_ll[best] < self.plausible):
             return MoveGuess(None, 1.0, margin, scores)
         return MoveGuess(self.hypotheses[best], math.exp(float(moves[best])), margin, scores)
 
@@ -234,6 +268,7 @@ class DescriptorPrior:
             "components": self.components,
             "move_std": self.move_std,
             "margin": self.margin,
+            "plausible": self.plausible,
             "active_db": ACTIVE_DB,
         }
 
@@ -253,11 +288,16 @@ class DescriptorPrior:
             move_std, margin = float(meta["move_std"]), float(meta["margin"])
         except (KeyError, TypeError, ValueError):
             raise NeurorackError("descriptor prior metadata lacks move_std or margin") from None
+        plausible = meta.get("plausible")
+        if plausible is not None and (isinstance(plausible, bool) or not isinstance(plausible, int | float)):
+            raise NeurorackError(f"descriptor prior plausibility floor must be a number, got {plausible!r}")
         arrays = [tensors[n].to(torch.float64).numpy() for n in _TENSORS]
-        return cls(*arrays, move_std=move_std, margin=margin)
+        return cls(*arrays, move_std=move_std, margin=margin, plausible=plausible)
 
     def __repr__(self) -> str:
-        return f"DescriptorPrior({self.components} components, move_std {self.move_std:g}, margin {self.margin:g})"
+        floor = "" if self.plausible is None else f", plausible ≥ {self.plausible:.2f}"
+        settings = f"move_std {self.move_std:g}, margin {self.margin:g}{floor}"
+        return f"DescriptorPrior({self.components} components, {settings})"
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)

@@ -12,11 +12,12 @@ Per training batch ``{"descriptors" [B, F, 7], "audio" [B, F*hop], "mask" [B, F]
   a drawn flatness is a rough sketch, not a target): the network
   learns to give the spectral lock material it can shape into any plausible drawing.
 
-Validation is deterministic (crops from each sound's start, fixed noise) and logs the loss terms,
-the SPEC §6 MR-STFT distance (``val/mrstft``), a brightness-control slope (``val/control_centroid``:
-d log measured centroid / d log requested centroid for ×2, ideal 1, mean over active frames),
-with drawings on the descriptor loss of as many fixed drawings as sounds (``val/drawing``, added to
-``val/loss``) and, every ``example_every`` epochs, audio examples and spectrogram images to TensorBoard.
+Validation is deterministic (crops from each sound's start, fixed noise) and logs the loss terms, the SPEC §6
+MR-STFT distance (``val/mrstft``), a brightness-control slope (``val/control_centroid``: d log measured
+centroid / d log requested centroid for ×2, ideal 1, mean over active frames), with drawings the descriptor
+loss of as many fixed drawings as sounds (``val/drawing``; ``val/loss``, which picks the best checkpoint and
+drives the learning-rate schedule, stays the reconstruction loss) and, every ``example_every`` epochs, audio
+examples and spectrogram images to TensorBoard.
 """
 
 from __future__ import annotations
@@ -206,8 +207,7 @@ class ImpactTrainingModule(L.LightningModule):
         if self.drawing_fraction > 0:
             drawn = self._drawings(b, frames, [VALIDATION_SEED, batch_idx])  # the same at every validation
             follow = self.drawing_loss(self._render(drawn, batch, noise), drawn)
-            terms["drawing"] = follow["total"]
-            terms["loss"] = terms["loss"] + self.drawing_weight * follow["total"]
+            terms["drawing"] = follow["total"]  # logged, not in val/loss: the best checkpoint reconstructs best
         self._log_terms("val", terms, b, on_epoch=True, sync_dist=True)
         self.log("val_loss", terms["loss"], batch_size=b, on_epoch=True, sync_dist=True, prog_bar=True)
         slope = self._centroid_slope(descriptors, batch, noise, audio)

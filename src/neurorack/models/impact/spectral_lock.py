@@ -30,12 +30,15 @@ spectrum is from it (:data:`PRIORITY_GAIN`), times a fixed emphasis (:data:`EMPH
 brightness first), and the others give way. This is a compromise, not a solution: with one
 descriptor moved and the others held, the centroid follows well, bandwidth and roll-off only
 part of the way. Told which descriptor moved (:func:`focus_emphasis`,
-from the player's knob or read from the curves by :mod:`neurorack.curves.descriptor_prior`), the moved one
-wins. The roll-off condition can stall even then (a bright hit asked for a roll-off below its held
-centroid kept 96 % of its mass above it): when it is the moved one, a last one-parameter step scales
-the gains by ``exp(κ h(f))`` so that exactly 15 % of the shaped mass lies above the request. A
-*lowered* roll-off is not met in frames already darker than the request: lifting 15 % of a nearly
-pure low tone's mass above it would add hiss. Parameters are clamped, steps damped, and nothing becomes NaN.
+from the player's knob or read from the curves by :mod:`neurorack.curves.descriptor_prior`), the moved
+one wins — but only where the plain solve cannot meet all three (:data:`FOCUS_MET`): a request that can
+be met is met in full, so a drawing read as "one knob moved" keeps its other curves. The roll-off
+condition can stall even then (a bright hit asked for a roll-off below its held centroid kept 96 % of
+its mass above it): when it is the moved one, a last one-parameter step scales the gains by
+``exp(κ h(f))`` so that exactly 15 % of the shaped mass lies above the request. A *lowered* roll-off is not
+met in frames already darker than the request: lifting 15 % of a nearly pure low tone's mass above it would
+add hiss.
+Parameters are clamped, steps damped, and nothing becomes NaN.
 
 The per-frame solve is a small compiled loop (numba; it ships with librosa): in PyTorch
 the ~45 tiny tensor operations per iteration cost more than the whole synthesis. Frames
@@ -127,6 +130,9 @@ LOCKED = ("centroid", "bandwidth", "rolloff")
 #: How much a moved descriptor's condition outweighs the others per neper of its move
 #: (:func:`focus_emphasis`): a 1.41× move weighs ~3,400× more, so the moved knob wins the trade-off.
 FOCUS_GAIN = 1e4
+#: A moved knob only breaks ties: a frame is solved with the moved knob first only where the plain solve
+#: leaves a condition more than this off (log units, 2 %); a request that can be met is met in full.
+FOCUS_MET = 0.02
 
 
 def focus_emphasis(moved: Mapping[str, float] | None) -> np.ndarray | None:
@@ -194,7 +200,7 @@ def moment_shaping(
     gains = np.ones(flat[0].shape)
     kernel: Any = _shape_frames  # a numba dispatcher (its typing stubs do not describe the call)
     constants = (PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, TOP_SHARE)
-    kernel(*flat, *requests, _emphasis(emphasis), iterations, *constants, gains)
+    kernel(*flat, *requests, _emphasis(emphasis), _emphasis(None), FOCUS_MET, iterations, *constants, gains)
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
@@ -279,8 +285,8 @@ def lock_rows(
     kernel: Any = _floor_and_lock  # a numba dispatcher
     kernel(
         band_gains, partial_amps, freqs, log_freqs, targets, *tables, float(partial_mass), float(floor),
-        _emphasis(emphasis), iterations, PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP,
-        _TOLERANCE, MIN_GAIN, TOP_SHARE, bands_out, amps_out,
+        _emphasis(emphasis), _emphasis(None), FOCUS_MET, iterations, PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH,
+        _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, TOP_SHARE, bands_out, amps_out,
     )  # fmt: skip
 
 
@@ -297,6 +303,8 @@ def _floor_and_lock(
     partial_mass: float,
     floor: float,
     emphasis: np.ndarray,
+    plain: np.ndarray,
+    met: float,
     iterations: int,
     priority_gain: float,
     above: float,
@@ -312,7 +320,7 @@ def _floor_and_lock(
     frames, nb = bands.shape
     k = amps.shape[1]
     n = nb + k
-    theta = np.zeros(3)
+    theta = np.zeros((2, 3))
     scratch = np.empty((5, n))
     mass, f, log_f, gains, level = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(nb)
     log_band = np.empty(nb)
@@ -343,9 +351,9 @@ def _floor_and_lock(
             p_f[j] = freqs[i, j]
             p_log_f[j] = log_freqs[i, j]
         gains[:] = 1.0
-        _solve_frame(
-            mass, f, log_f, max(c_req, 20.0), bw_req, r_req, emphasis, iterations, priority_gain, above,
-            shelf_width, limits, max_step, tolerance, min_gain, top_share, theta, scratch, gains,
+        _solve_focused_frame(
+            mass, f, log_f, max(c_req, 20.0), bw_req, r_req, emphasis, plain, met, iterations, priority_gain,
+            above, shelf_width, limits, max_step, tolerance, min_gain, top_share, theta, scratch, gains,
         )  # fmt: skip
         before = after = 0.0
         for b in range(nb):
@@ -374,6 +382,8 @@ def _shape_frames(
     bandwidth: np.ndarray,
     rolloff: np.ndarray,
     emphasis: np.ndarray,
+    plain: np.ndarray,
+    met: float,
     iterations: int,
     priority_gain: float,
     above: float,
@@ -391,13 +401,13 @@ def _shape_frames(
     rolloff: [F]`` Hz; ``gains: [F, N]`` ones on entry.
     """
     frames, n = mass.shape
-    theta = np.zeros(3)
+    theta = np.zeros((2, 3))
     scratch = np.empty((5, n))
     for i in range(frames):
-        _solve_frame(
-            mass[i], freqs[i], log_freqs[i], centroid[i], bandwidth[i], rolloff[i], emphasis, iterations,
-            priority_gain, above, shelf_width, limits, max_step, tolerance, min_gain, top_share, theta, scratch,
-            gains[i],
+        _solve_focused_frame(
+            mass[i], freqs[i], log_freqs[i], centroid[i], bandwidth[i], rolloff[i], emphasis, plain, met,
+            iterations, priority_gain, above, shelf_width, limits, max_step, tolerance, min_gain, top_share,
+            theta, scratch, gains[i],
         )  # fmt: skip
 
 
@@ -422,10 +432,11 @@ def _solve_frame(
     theta: np.ndarray,
     scratch: np.ndarray,
     gains: np.ndarray,
-) -> None:  # pragma: no cover - compiled; tested through moment_shaping
+) -> float:  # pragma: no cover - compiled; tested through moment_shaping
     """One frame: ``mass, freqs, log_freqs: [N]`` -> ``gains: [N]`` (left as they are when the frame has no
     mass or a non-finite request). ``theta: [3]`` carries the solution to the next frame (warm start);
-    ``scratch: [5, N]`` is work space.
+    ``scratch: [5, N]`` is work space. Returns the largest of the three conditions' residuals (log units)
+    at the solution, before the gains are normalised (infinite when the frame was left as it is).
 
     With ``c`` the requested centroid: ``x = f / c``, ``lg = ln x``, the shelf
     ``sigmoid((lg - ln(r / c)) / shelf_width)`` and ``hard = lg > ln(r / c)``.
@@ -438,7 +449,7 @@ def _solve_frame(
     lr = math.log(max(np.float64(rolloff), 20.0) / c)
     goal_v = 2.0 * math.log(max(np.float64(bandwidth), 10.0) / c)
     if not (math.isfinite(c) and math.isfinite(lr) and math.isfinite(goal_v)):
-        return
+        return math.inf
     s0 = s1 = s2 = sh = 0.0
     inv_c, log_c = 1.0 / c, math.log(c)
     for k in range(n):  # arithmetic and selects only: vectorises
@@ -455,7 +466,7 @@ def _solve_frame(
         s2 += m * xk * xk
         sh += m * hard[k]
     if not (math.isfinite(s0) and math.isfinite(s2) and s0 > 1e-300):
-        return
+        return math.inf
     # priorities from the network's own spectrum: the request furthest from it matters most
     sh = min(max(sh, s0 * 1e-6), s0 * (1.0 - 1e-6))
     e1 = s1 / s0
@@ -469,7 +480,7 @@ def _solve_frame(
         p2 = 0.0
     # Levenberg–Marquardt with step acceptance: a step that raises the weighted cost is taken back and
     # the damping raised, so the cost never grows (undamped Gauss–Newton steps oscillate on hard frames)
-    best = math.inf
+    best = best_residual = math.inf
     b0, b1, b2 = t0, t1, t2
     n00 = n01 = n02 = n11 = n12 = n22 = g0 = g1 = g2 = 0.0
     mu = _DAMPING
@@ -508,12 +519,15 @@ def _solve_frame(
         var = max(e2 - e1 * e1, 1e-8)
         rest = s0 - sh
         r0, r1, r2 = math.log(e1), math.log(var) - goal_v, math.log(sh / rest) - goal_r
-        if max(abs(r0), abs(r1), abs(r2)) < tolerance:
+        residual = max(abs(r0), abs(r1), abs(r2))
+        if residual < tolerance:
             b0, b1, b2 = t0, t1, t2
+            best_residual = residual
             break
         cost = (p0 * r0) ** 2 + (p1 * r1) ** 2 + (p2 * r2) ** 2
         if cost < best:  # accept: new linearisation, less damping
             best = cost
+            best_residual = residual
             b0, b1, b2 = t0, t1, t2
             mu = max(mu * 0.3, _DAMPING)
             # rows of the Jacobian: d log E[x], d log Var[x], d logit(share above the roll-off)
@@ -572,6 +586,78 @@ def _solve_frame(
     _normalise_log_gains(gains, m_k, audible, min_gain)
     if emphasis[2] > emphasis[0] and emphasis[2] > emphasis[1] and not past:  # roll-off first: meet it exactly
         _fit_rolloff(m_k, shelf, hard, gains, goal_r, tolerance, min_gain, audible, scratch[1])
+    return best_residual
+
+
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
+def _shaped_residual(
+    scratch: np.ndarray, gains: np.ndarray, centroid: float, bandwidth: float, above: float
+) -> float:  # pragma: no cover - compiled; tested through moment_shaping
+    """Largest residual of the three conditions (log units) for the final ``gains [N]`` of a plain
+    :func:`_solve_frame` (after normalisation, which clips gains), from the masses, ``f / c`` and the
+    above-the-roll-off flags it left in ``scratch`` rows 0, 1 and 4."""
+    c = max(np.float64(centroid), 20.0)
+    goal_v = 2.0 * math.log(max(np.float64(bandwidth), 10.0) / c)
+    goal_r = math.log(above / (1.0 - above))
+    s0 = s1 = s2 = sh = 0.0
+    for k in range(gains.shape[0]):
+        w = scratch[0, k] * gains[k]
+        s0 += w
+        s1 += w * scratch[1, k]
+        s2 += w * scratch[1, k] * scratch[1, k]
+        sh += w * scratch[4, k]
+    if not s0 > 1e-300:
+        return math.inf
+    sh = min(max(sh, s0 * 1e-6), s0 * (1.0 - 1e-6))
+    e1 = s1 / s0
+    var = max(s2 / s0 - e1 * e1, 1e-8)
+    return max(abs(math.log(max(e1, 1e-300))), abs(math.log(var) - goal_v), abs(math.log(sh / (s0 - sh)) - goal_r))
+
+
+@numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
+def _solve_focused_frame(
+    mass: np.ndarray,
+    freqs: np.ndarray,
+    log_freqs: np.ndarray,
+    centroid: float,
+    bandwidth: float,
+    rolloff: float,
+    emphasis: np.ndarray,
+    plain: np.ndarray,
+    met: float,
+    iterations: int,
+    priority_gain: float,
+    above: float,
+    shelf_width: float,
+    limits: np.ndarray,
+    max_step: float,
+    tolerance: float,
+    min_gain: float,
+    top_share: float,
+    theta: np.ndarray,
+    scratch: np.ndarray,
+    gains: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tested through moment_shaping
+    """:func:`_solve_frame`, where a focus ``emphasis`` (a moved knob) only breaks ties: the frame is first
+    solved with the ``plain`` weights, and solved again with ``emphasis`` only when a condition is left
+    more than ``met`` off — a request that can be met is met in full. ``theta: [2, 3]`` carries the two
+    solves' warm starts separately (row 0 plain, row 1 focused), so one frame's fallback does not move the
+    next frame's plain solve."""
+    focused = False
+    for j in range(4):
+        focused = focused or emphasis[j] != plain[j]
+    if focused:
+        residual = _solve_frame(
+            mass, freqs, log_freqs, centroid, bandwidth, rolloff, plain, iterations, priority_gain, above,
+            shelf_width, limits, max_step, tolerance, min_gain, top_share, theta[0], scratch, gains,
+        )  # fmt: skip
+        if residual < met and _shaped_residual(scratch, gains, centroid, bandwidth, above) < met:
+            return
+        gains[:] = 1.0
+    _solve_frame(
+        mass, freqs, log_freqs, centroid, bandwidth, rolloff, emphasis, iterations, priority_gain, above,
+        shelf_width, limits, max_step, tolerance, min_gain, top_share, theta[1 if focused else 0], scratch, gains,
+    )  # fmt: skip
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
