@@ -31,7 +31,7 @@ def demo_command(
 ) -> None:
     """Render drawn impacts with the bundled model (or --model / --baseline), then measure them back.
 
-    Writes OUT/<preset>.wav and OUT/<preset>.png (spectrogram, requested vs
+    Writes OUT/PRESET.wav and OUT/PRESET.png (spectrogram, requested vs
     measured descriptor curves) and prints how closely each descriptor followed
     (median measured / requested over active frames; "followed": rms, centroid,
     bandwidth and roll-off within 0.2 octave, f0 within a semitone on tonal
