@@ -177,10 +177,11 @@ def fetch_collection(
     started = time.perf_counter()
     say = log or (lambda _msg: None)
     out_dir = Path(os.path.abspath(out))
-    other = _collection_in(out_dir)
+    sources = _read_sources(out_dir)
+    other = _collection_in(sources)
     if other is not None and other != name:
         raise CorpusError(f"--out {out_dir} holds the collection {other!r}; fetch {name!r} into another folder")
-    existing = _complete(out_dir)
+    existing = _complete(out_dir, sources)
     if existing is not None:
         existing.seconds = time.perf_counter() - started
         return existing
@@ -248,24 +249,24 @@ def fetch_collection(
 # -- completeness --------------------------------------------------------------------------------
 
 
-def _collection_in(out: Path) -> str | None:
-    """The collection an earlier fetch assembled in ``out`` (``drums`` for files older than the field)."""
+def _read_sources(out: Path) -> dict[str, Any] | None:
+    """``out/SOURCES.json`` of an earlier fetch (any version), ``None`` when absent or not ours."""
     try:
         data = json.loads((out / SOURCES_JSON).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(data, dict) or data.get("format") != SOURCES_FORMAT:
-        return None
-    return str(data.get("collection", DEFAULT_COLLECTION))
+    return data if isinstance(data, dict) and data.get("format") == SOURCES_FORMAT else None
 
 
-def _complete(out: Path) -> FetchReport | None:
-    """The report of a complete earlier fetch (every listed file present with its size), else ``None``."""
-    try:
-        data = json.loads((out / SOURCES_JSON).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != SOURCES_FORMAT or data.get("version") != SOURCES_VERSION:
+def _collection_in(sources: dict[str, Any] | None) -> str | None:
+    """The collection an earlier fetch's ``sources`` describe (``drums`` for files older than the field)."""
+    return None if sources is None else str(sources.get("collection", DEFAULT_COLLECTION))
+
+
+def _complete(out: Path, data: dict[str, Any] | None) -> FetchReport | None:
+    """The report of a complete earlier fetch into ``out`` whose SOURCES.json is ``data`` (every listed file
+    present with its size), else ``None``."""
+    if data is None or data.get("version") != SOURCES_VERSION:
         return None
     try:
         files = {str(k): int(v) for k, v in data["files"].items()}
