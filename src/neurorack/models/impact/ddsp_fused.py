@@ -297,8 +297,8 @@ def _finish(
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; tested against the step-by-step path
     """Overlap-add ``time_frames [M, n_fft]`` (frame ``m`` starts at sample ``m · hop - start`` of ``out``) times
-    ``gain``, the fine ``envelope`` (linear between equally spaced points), then the loudness lock: each
-    descriptor frame's centred rms made ``rms [F]`` (gain limited to ±80 dB, linear between frames:
+    ``gain``, the fine ``envelope`` (smooth between equally spaced points), then the loudness lock: each
+    descriptor frame's centred rms made ``rms [F]`` (gain limited to ±80 dB, smooth between frames:
     :mod:`neurorack.models.impact.loudness_lock`)."""
     n_out = out.shape[0]
     count, n_fft = time_frames.shape
@@ -360,11 +360,12 @@ def _frame_rms(out: np.ndarray, f: int, frame_length: int, hop_length: int) -> f
 
 @numba.njit(inline="always", fastmath=FAST_MATH)
 def _apply_envelope(out: np.ndarray, points: np.ndarray, gain: float) -> None:  # pragma: no cover - compiled
-    """``out *= gain · linear interpolation of points [P]`` placed at the starts of ``P`` equal segments
+    """``out *= gain · smooth interpolation of points [P]`` placed at the starts of ``P`` equal segments
     (the last one held), as :func:`~neurorack.models.impact.loudness_lock.upsample_gains`."""
     count = points.shape[0]
     step = out.shape[0] // count
-    ramp = np.arange(step).astype(np.float32) / np.float32(step)
+    t = np.arange(step) / step
+    ramp = (t * t * (3.0 - 2.0 * t)).astype(np.float32)  # loudness_lock.smooth_ramp
     g = np.float32(gain)
     for p in range(count):
         a = points[p]

@@ -2,7 +2,7 @@
 
 After the network has shaped the sound, each descriptor frame's gain is corrected so that the rms
 measured as :func:`neurorack.descriptors.frame_rms` measures it (centred, zero-padded frames of
-``frame_length``) equals the requested rms; the gains are linear between frame centres. The gain may
+``frame_length``) equals the requested rms; the gains are smoothly interpolated between frame centres. The gain may
 reach :data:`LOUDNESS_RANGE` either way, so a frame the network answered far too quietly still gets its
 loudness. Neighbouring frames' gains still leak into each other's windows, so a short hit keeps a few per
 cent of bias; a last scalar gain makes the median measured / requested rms over the frames within
@@ -29,12 +29,24 @@ JUDGED_SHARE = 1e-2
 LEVEL_RANGE = 2.0
 
 
+def smooth_ramp(step: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``[step]`` weights of the next point across a segment: the smoothstep ``3t² - 2t³`` of ``t = i / step``.
+
+    A gain interpolated with it has a continuous slope (zero at each point). A linear ramp's slope jumps at
+    every point, and a network's fine envelope jumps a lot (every 64 samples): the kinks spread each partial
+    and band into a broadband floor about 60 dB down, which outweighs a dark hit's few low bins in its
+    magnitude-weighted bandwidth (``docs/design-notes.md``, "Smooth gains").
+    """
+    t = torch.arange(step, device=device, dtype=torch.float64) / step
+    return (t * t * (3.0 - 2.0 * t)).to(dtype)
+
+
 def upsample_gains(points: Tensor, n_out: int) -> Tensor:
-    """Linear interpolation of ``points: [B, P]`` (placed at the starts of ``P`` equal segments, the last
-    one held) to ``[B, n_out]`` samples."""
+    """Smooth interpolation (:func:`smooth_ramp`) of ``points: [B, P]`` (placed at the starts of ``P`` equal
+    segments, the last one held) to ``[B, n_out]`` samples."""
     step = n_out // points.shape[1]
     nxt = torch.cat([points[:, 1:], points[:, -1:]], dim=1)
-    ramp = torch.arange(step, device=points.device, dtype=points.dtype) / step
+    ramp = smooth_ramp(step, points.device, points.dtype)
     return (points.unsqueeze(-1) + (nxt - points).unsqueeze(-1) * ramp).reshape(points.shape[0], n_out)
 
 
