@@ -410,17 +410,19 @@ def test_select_anchors_diverse_and_deterministic() -> None:
 
 
 def test_files_older_than_a_setting_rebuild_with_its_old_value(tmp_path: Path) -> None:
-    """A file written before ddsp-impact had ``overlap``/``shape_lock`` sounds as it did, not like today's default."""
+    """A file written before ddsp-impact had ``overlap``/``shape_lock``/``envelope_steps``/``analysis_masses``
+    sounds as it did, not like today's default."""
     model_names()
-    legacy = build_model("ddsp-impact", **TINY_CONFIGS["ddsp-impact"], overlap=4, shape_lock=False).eval()
+    added = {"overlap": 4, "shape_lock": False, "envelope_steps": 8, "analysis_masses": False}
+    legacy = build_model("ddsp-impact", **{**TINY_CONFIGS["ddsp-impact"], **added}).eval()
     legacy.set_statistics(torch.linspace(-2.0, 3.0, 7), torch.linspace(0.5, 2.5, 7))
     path = export_model(legacy, tmp_path / "new.safetensors")
     with safe_open(str(path), framework="pt") as f:
         kwargs = json.loads(f.metadata()["neurorack"])["kwargs"]
-    old_kwargs = {k: v for k, v in kwargs.items() if k not in ("overlap", "shape_lock")}
+    old_kwargs = {k: v for k, v in kwargs.items() if k not in added}
     old = tmp_path / "old.safetensors"
     _rewrite_metadata(path, old, {"kwargs": old_kwargs})
     loaded = load_model(old)
-    assert loaded.model.config["overlap"] == 4 and loaded.model.config["shape_lock"] is False
+    assert {k: loaded.model.config[k] for k in added} == added
     curves = impact_curves(PRESETS["snare"], legacy.descriptor_config)
     np.testing.assert_array_equal(loaded.generate(curves, seed=3), ModelGenerator(legacy).generate(curves, seed=3))

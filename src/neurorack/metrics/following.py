@@ -153,7 +153,8 @@ def follow_report(
 
     Args:
         config: the analysis the curves are in (and the audio is measured with).
-        tonal: judge f0 (None: when the request is tonal, :func:`neurorack.evaluation.tonal.is_tonal`).
+        tonal: judge f0 (None: when the request is tonal, :func:`neurorack.evaluation.tonal.is_tonal` with its
+            median f0 inside the YIN range).
         measured: the audio's descriptors when already computed (``describe_with(audio, config)``).
     """
     from neurorack.evaluation.tonal import is_tonal
@@ -162,8 +163,8 @@ def follow_report(
     got = describe_with(audio, config) if measured is None else measured
     got = np.asarray(got, dtype=np.float64)[: len(req)]
     active = loud_frames(req, FOLLOW_ACTIVE_DB)
-    if tonal is None:
-        tonal = is_tonal(req, config)
+    if tonal is None:  # one request, not a control sweep: its own median f0 must lie in the YIN range
+        tonal = is_tonal(req, config, scales=(1.0,))
     octaves: dict[str, float] = {}
     for i, name in enumerate(DESCRIPTOR_NAMES):
         ok = active & (req[:, i] > 0)

@@ -297,7 +297,7 @@ def _finish(
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; tested against the step-by-step path
     """Overlap-add ``time_frames [M, n_fft]`` (frame ``m`` starts at sample ``m · hop - start`` of ``out``) times
-    ``gain``, the fine ``envelope`` (smooth between equally spaced points), then the loudness lock: each
+    ``gain``, the fine ``envelope`` (smooth between equally spaced points; empty: none), then the loudness lock: each
     descriptor frame's centred rms made ``rms [F]`` (gain limited to ±80 dB, smooth between frames:
     :mod:`neurorack.models.impact.loudness_lock`)."""
     n_out = out.shape[0]
@@ -314,7 +314,11 @@ def _finish(
         src = time_frames[m, lo:hi]
         for n in range(hi - lo):
             dst[n] += src[n]
-    _apply_envelope(out, envelope, gain)
+    if envelope.shape[0]:
+        _apply_envelope(out, envelope, gain)
+    else:
+        for i in range(n_out):
+            out[i] *= gain
     if not loudness_lock:
         return
     frames = rms.shape[0]

@@ -5,8 +5,8 @@ Processing", ICLR 2020) adapted to impacts and to CPU speed:
 
 * a small non-causal convolutional network over descriptor frames predicts, for
   every synthesis sub-frame, the amplitudes of ``n_partials`` partials, a
-  stretch (inharmonicity) coefficient, ``n_bands`` noise band gains, and a
-  fine amplitude envelope (for sharp attacks);
+  stretch (inharmonicity) coefficient and ``n_bands`` noise band gains (optionally
+  a fine amplitude envelope, off by default: ``envelope_steps``);
 * partials sit at ``k · f0 · sqrt(1 + β k²)`` (stiff-string stretch, β ≥ 0 learned,
   plus a user offset) and are rendered with inverse-FFT synthesis
   (:mod:`neurorack.models.impact.spectral_synth`), noise as filtered spectra, all in
@@ -68,7 +68,9 @@ class DDSPImpact(ImpactModel):
         n_fft: synthesis frame (power of two); synthesis hop is ``n_fft // overlap`` and must divide
             ``hop_length``. Default: 1024 when that fits, else ``overlap * hop_length`` (a finer corpus hop).
         overlap: synthesis frames overlapping each sample (2 or 4): 2 halves the synthesis work.
-        envelope_steps: fine amplitude-envelope points per descriptor frame.
+        envelope_steps: fine amplitude-envelope points per descriptor frame; 0 (the default): none. A fine
+            envelope trained on grid-aligned analysis frames learns a pulse train at the frame rate (an
+            86 Hz buzz at 44.1 kHz / 512 that YIN reads as the pitch; ``docs/design-notes.md``).
         centroid_lock: tilt each synthesis frame's spectrum (``(f / 1 kHz)^α``, power kept) so its
             expected magnitude-weighted centroid equals the requested one: brightness becomes a
             structural control instead of something the network may learn to ignore (SPEC §3).
@@ -85,6 +87,9 @@ class DDSPImpact(ImpactModel):
             equals the requested rms (:mod:`neurorack.models.impact.loudness_lock`).
         window_after_filter: window the noise after filtering it (:class:`SpectralSynth`): no broadband
             floor from frame edges under a dark request.
+        analysis_masses: the locks weigh noise bands against partials as the descriptors' analysis frame
+            (``frame_length``) measures them, not as one synthesis frame does (which under-weighs noise by
+            ``sqrt(frame_length / n_fft)``: a drawn kick of partials and a little noise came out 18 % too wide).
     """
 
     def __init__(
@@ -98,7 +103,7 @@ class DDSPImpact(ImpactModel):
         n_partials: int = 32,
         n_bands: int = 64,
         n_fft: int | None = None,
-        envelope_steps: int = 8,
+        envelope_steps: int = 0,
         centroid_lock: bool = True,
         loudness_lock: bool = True,
         tilt_floor: float = 0.01,
@@ -106,6 +111,7 @@ class DDSPImpact(ImpactModel):
         overlap: int = 2,
         noise_comb: float = 1.0,
         window_after_filter: bool = True,
+        analysis_masses: bool = True,
     ) -> None:
         super().__init__(sample_rate=sample_rate, hop_length=hop_length, frame_length=frame_length)
         if n_fft is None:
@@ -116,8 +122,8 @@ class DDSPImpact(ImpactModel):
         )  # fmt: skip
         if hop_length % self.synth.hop:
             raise ValueError(f"hop_length {hop_length} must be a multiple of n_fft // {overlap} = {self.synth.hop}")
-        if hop_length % envelope_steps:
-            raise ValueError(f"envelope_steps {envelope_steps} must divide hop_length {hop_length}")
+        if envelope_steps < 0 or (envelope_steps and hop_length % envelope_steps):
+            raise ValueError(f"envelope_steps {envelope_steps} must be 0 or divide hop_length {hop_length}")
         self.sub = hop_length // self.synth.hop
         self.n_partials = n_partials
         self.n_bands = n_bands
@@ -136,6 +142,7 @@ class DDSPImpact(ImpactModel):
             overlap=overlap,
             noise_comb=noise_comb,
             window_after_filter=window_after_filter,
+            analysis_masses=analysis_masses,
         )
         self.shape_lock = shape_lock
         if not 0.0 <= noise_comb <= 1.0:
@@ -150,6 +157,10 @@ class DDSPImpact(ImpactModel):
         bands = self.synth.bands.numpy()
         width = bands.sum(axis=1)
         noise_mag = math.sqrt(math.pi * 3 * n_fft / 8) / 2  # E|X| of Hann-windowed unit white noise
+        if analysis_masses:
+            # the descriptors' frame sees a band's mass grow as frame^1.5 (bins x sqrt of the window energy)
+            # and a partial's as frame: noise weighs sqrt(frame_length / n_fft) more there than at n_fft
+            noise_mag *= math.sqrt(frame_length / n_fft)
         self.register_buffer("band_mass", torch.tensor(width * noise_mag, dtype=torch.float32), persistent=False)
         power = width / (n_fft // 2 + 1)
         self.register_buffer("band_power", torch.tensor(power, dtype=torch.float32), persistent=False)
@@ -182,6 +193,8 @@ class DDSPImpact(ImpactModel):
         "overlap": 4,
         "noise_comb": 0.0,
         "window_after_filter": False,
+        "envelope_steps": 8,
+        "analysis_masses": False,
     }
     harmonics: Tensor
     phase0: Tensor
@@ -244,14 +257,14 @@ class DDSPImpact(ImpactModel):
         """Network outputs at synthesis-frame rate for ``descriptors: [B, F, 7]``.
 
         Returns a dict of ``partial_amps [B, M, K]``, ``stretch [B, M, 1]``, ``band_gains [B, M, n_bands]``
-        (``M = F * sub``, linear amplitudes) and ``envelope [B, F * envelope_steps]``.
+        (``M = F * sub``, linear amplitudes) and, with ``envelope_steps``, ``envelope [B, F * envelope_steps]``.
         """
         batch, frames, _ = descriptors.shape
         x = self.normalize(descriptors).transpose(1, 2)
         h = self.act(self.blocks(self.inp(x)))
         out = self.head(h)  # [B, C, F]
-        env = out[:, -self.envelope_steps :].transpose(1, 2).reshape(batch, frames * self.envelope_steps)
-        params = out[:, : -self.envelope_steps].transpose(1, 2).reshape(batch, frames * self.sub, self.per_sub)
+        split = self.sub * self.per_sub
+        params = out[:, :split].transpose(1, 2).reshape(batch, frames * self.sub, self.per_sub)
         k, nb = self.n_partials, self.n_bands
         loud = descriptors[..., 0].clamp_min(0).repeat_interleave(self.sub, dim=1).unsqueeze(-1)
         harm_gain = 2.0 * torch.sigmoid(params[..., k + nb : k + nb + 1] - 2.0)
@@ -259,8 +272,11 @@ class DDSPImpact(ImpactModel):
         partial_amps = loud * harm_gain * torch.softmax(params[..., :k], dim=-1) * math.sqrt(2)
         band_gains = loud * noise_gain * 2.0 * torch.sigmoid(params[..., k : k + nb])
         stretch = 1e-3 * nn.functional.softplus(params[..., -1:] - 4.0)
-        envelope = 2.0 * torch.sigmoid(env + 2.0)
-        return {"partial_amps": partial_amps, "band_gains": band_gains, "stretch": stretch, "envelope": envelope}
+        result = {"partial_amps": partial_amps, "band_gains": band_gains, "stretch": stretch}
+        if self.envelope_steps:
+            env = out[:, split:].transpose(1, 2).reshape(batch, frames * self.envelope_steps)
+            result["envelope"] = 2.0 * torch.sigmoid(env + 2.0)
+        return result
 
     def synth_frames(self, frames: int) -> int:
         """Synthesis frames for ``frames`` descriptor frames (including the lead-in frames)."""
@@ -330,7 +346,8 @@ class DDSPImpact(ImpactModel):
         audio = self.synth(freqs, amps, phases, bands, noise, comb_f0, self.noise_comb)
         start = pad * self.synth.hop + self.synth.n_fft // 2  # time 0 = centre of the first real frame
         audio = audio[:, start : start + n_out]
-        audio = audio * upsample_gains(c["envelope"], n_out)
+        if "envelope" in c:
+            audio = audio * upsample_gains(c["envelope"], n_out)
         if self.loudness_lock:
             audio = lock_loudness(audio, descriptors[..., 0], self.frame_length, self.hop_length)
         return audio

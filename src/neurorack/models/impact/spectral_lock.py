@@ -31,7 +31,7 @@ brightness first), and the others give way. This is a compromise, not a solution
 descriptor moved and the others held, the centroid follows well, bandwidth and roll-off only
 part of the way. Told which descriptor moved (:func:`focus_emphasis`,
 from the player's knob or read from the curves by :mod:`neurorack.curves.descriptor_prior`), the moved
-one wins — but only where the plain solve cannot meet all three (:data:`FOCUS_MET`): a request that can
+one wins — but only where the plain solve leaves the moved one off (:data:`FOCUS_MET`): a request that can
 be met is met in full, so a drawing read as "one knob moved" keeps its other curves. The roll-off
 condition can stall even then (a bright hit asked for a roll-off below its held centroid kept 96 % of
 its mass above it): when it is the moved one, a last one-parameter step scales the gains by
@@ -139,8 +139,10 @@ LOCKED = ("centroid", "bandwidth", "rolloff")
 #: (:func:`focus_emphasis`): a 1.41× move weighs ~3,400× more, so the moved knob wins the trade-off.
 FOCUS_GAIN = 1e4
 #: A moved knob only breaks ties: a frame is solved with the moved knob first only where the plain solve
-#: leaves a condition more than this off (log units, 2 %); a request that can be met is met in full.
-FOCUS_MET = 0.02
+#: leaves the moved centroid or bandwidth further off than this (log ratio, 5 %), or, for a moved roll-off,
+#: any condition further off than the third (log units); a request that can be met is met in full, and a
+#: nearly met brightness or bandwidth does not trade the others away (``docs/design-notes.md``).
+FOCUS_MET = (0.05, 0.05, 0.02)
 
 #: A frame whose own centroid is further than this from the request (natural log: one octave) is solved
 #: for its gains as they are applied (relative to the loudest audible component, capped and floored);
@@ -170,6 +172,11 @@ def focus_emphasis(moved: Mapping[str, float] | None) -> np.ndarray | None:
         return None
     weights = EMPHASIS * (1.0 + FOCUS_GAIN * boost)
     return np.asarray([*weights, float(np.sign(logs[2]))], dtype=np.float64)
+
+
+def _focus_met() -> np.ndarray:
+    """:data:`FOCUS_MET` as the kernels take it (read at each call, so a test may change it)."""
+    return np.asarray(FOCUS_MET, dtype=np.float64)
 
 
 def _emphasis(emphasis: np.ndarray | None) -> np.ndarray:
@@ -213,7 +220,16 @@ def moment_shaping(
     gains = np.ones(flat[0].shape)
     kernel: Any = _shape_frames  # a numba dispatcher (its typing stubs do not describe the call)
     constants = (PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, TOP_SHARE)
-    kernel(*flat, *requests, _emphasis(emphasis), _emphasis(None), FOCUS_MET, iterations, *constants, gains)
+    kernel(
+        *flat,
+        *requests,
+        _emphasis(emphasis),
+        _emphasis(None),
+        _focus_met(),
+        iterations,
+        *constants,
+        gains,
+    )
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
@@ -298,7 +314,7 @@ def lock_rows(
     kernel: Any = _floor_and_lock  # a numba dispatcher
     kernel(
         band_gains, partial_amps, freqs, log_freqs, targets, *tables, float(partial_mass), float(floor),
-        _emphasis(emphasis), _emphasis(None), FOCUS_MET, iterations, PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH,
+        _emphasis(emphasis), _emphasis(None), _focus_met(), iterations, PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH,
         _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, TOP_SHARE, bands_out, amps_out,
     )  # fmt: skip
 
@@ -317,7 +333,7 @@ def _floor_and_lock(
     floor: float,
     emphasis: np.ndarray,
     plain: np.ndarray,
-    met: float,
+    met: np.ndarray,
     iterations: int,
     priority_gain: float,
     above: float,
@@ -396,7 +412,7 @@ def _shape_frames(
     rolloff: np.ndarray,
     emphasis: np.ndarray,
     plain: np.ndarray,
-    met: float,
+    met: np.ndarray,
     iterations: int,
     priority_gain: float,
     above: float,
@@ -634,11 +650,18 @@ def _solve_frame(
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
 def _shaped_residual(
-    scratch: np.ndarray, gains: np.ndarray, centroid: float, bandwidth: float, above: float
+    scratch: np.ndarray,
+    gains: np.ndarray,
+    centroid: float,
+    bandwidth: float,
+    above: float,
+    counted: np.ndarray,
+    met: np.ndarray,
 ) -> float:  # pragma: no cover - compiled; tested through moment_shaping
-    """Largest residual of the three conditions (log units) for the final ``gains [N]`` of a plain
-    :func:`_solve_frame` (after normalisation, which clips gains), from the masses, ``f / c`` and the
-    above-the-roll-off flags it left in ``scratch`` rows 0, 1 and 4."""
+    """Largest residual, in units of ``met [3]``, of the ``counted [3]`` conditions (log ratio of centroid and
+    bandwidth, log odds above the roll-off) for the final ``gains [N]`` of a plain :func:`_solve_frame` (after
+    normalisation, which clips gains), from the masses, ``f / c`` and the above-the-roll-off flags it left in
+    ``scratch`` rows 0, 1 and 4."""
     c = max(np.float64(centroid), 20.0)
     goal_v = 2.0 * math.log(max(np.float64(bandwidth), 10.0) / c)
     goal_r = math.log(above / (1.0 - above))
@@ -654,7 +677,17 @@ def _shaped_residual(
     sh = min(max(sh, s0 * 1e-6), s0 * (1.0 - 1e-6))
     e1 = s1 / s0
     var = max(s2 / s0 - e1 * e1, 1e-8)
-    return max(abs(math.log(max(e1, 1e-300))), abs(math.log(var) - goal_v), abs(math.log(sh / (s0 - sh)) - goal_r))
+    # the bandwidth's condition is on the log variance: half of it is the log bandwidth ratio
+    residuals = (
+        abs(math.log(max(e1, 1e-300))),
+        0.5 * abs(math.log(var) - goal_v),
+        abs(math.log(sh / (s0 - sh)) - goal_r),
+    )
+    worst = 0.0
+    for j in range(3):
+        if counted[j]:
+            worst = max(worst, residuals[j] / met[j])
+    return worst
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
@@ -667,7 +700,7 @@ def _solve_focused_frame(
     rolloff: float,
     emphasis: np.ndarray,
     plain: np.ndarray,
-    met: float,
+    met: np.ndarray,
     iterations: int,
     priority_gain: float,
     above: float,
@@ -682,8 +715,10 @@ def _solve_focused_frame(
     gains: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; tested through moment_shaping
     """:func:`_solve_frame`, where a focus ``emphasis`` (a moved knob) only breaks ties: the frame is first
-    solved with the ``plain`` weights, and solved again with ``emphasis`` only when a condition is left
-    more than ``met`` off — a request that can be met is met in full. ``theta: [2, 3]`` carries the two
+    solved with the ``plain`` weights, and solved again with ``emphasis`` only when the plain solve leaves a
+    moved centroid or bandwidth further off than ``met [3]`` (a moved roll-off: any condition further than
+    ``met[2]``, since only the focused solve's last step meets it exactly) — a request that can be met is met
+    in full, and a knob the plain solve already met does not trade the others away. ``theta: [2, 3]`` carries the two
     solves' warm starts separately (row 0 plain, row 1 focused), so one frame's fallback does not move the
     next frame's plain solve."""
     focused = False
@@ -694,7 +729,19 @@ def _solve_focused_frame(
             mass, freqs, log_freqs, centroid, bandwidth, rolloff, plain, iterations, priority_gain, above,
             shelf_width, limits, max_step, tolerance, min_gain, top_share, theta[0], scratch, gains,
         )  # fmt: skip
-        if residual < met and _shaped_residual(scratch, gains, centroid, bandwidth, above) < met:
+        counted = np.empty(3, dtype=np.bool_)
+        limit = np.empty(3)
+        if emphasis[2] != plain[2]:
+            # a moved roll-off is met exactly only by the focused solve's last step: every condition within met[2]
+            counted[:] = True
+            limit[:] = met[2]
+            kept = residual < met[2]
+        else:  # a moved centroid or bandwidth the plain solve met within met[j]
+            for j in range(3):
+                counted[j] = emphasis[j] != plain[j]
+                limit[j] = met[j]
+            kept = True
+        if kept and _shaped_residual(scratch, gains, centroid, bandwidth, above, counted, limit) < 1.0:
             return
         gains[:] = 1.0
     _solve_frame(
