@@ -239,18 +239,26 @@ def test_near_silent_components_do_not_freeze_the_frame() -> None:
     assert (got / b).log2().min() > 0.8
 
 
-def test_floor_and_lock_equals_the_pytorch_steps() -> None:
+@pytest.mark.parametrize("curves_of", ["anchor", "tom"])
+def test_floor_and_lock_equals_the_pytorch_steps(curves_of: str) -> None:
     """ddsp-impact's compiled inference lock (floor + shaping + power renormalisation) gives what the
     differentiable steps give, on the bundled model's own network outputs: per frame the same centroid,
     spread and power. Not the same gains bit for bit: where the requested roll-off sits on a component's
     frequency (real hits: roll-off ≈ centroid in the tail) float32 and float64 may put it on either side
     of the shelf, the solver then takes another path to another point of the same valley (one frame of
-    the anchor: gains up to 57 % apart, centroid 0.2 % apart), and the warm start carries that on."""
+    the anchor: gains up to 57 % apart, centroid 0.2 % apart), and the warm start carries that on. The tom
+    preset is a tonal request the network answers without partials: its floor goes to the partials."""
     import neurorack as nr
+    from neurorack.models.impact.presets import PRESETS, impact_curves
     from neurorack.models.impact.spectral_lock import floor_and_lock
 
-    model = nr.load_model().model
-    curves = torch.from_numpy(nr.load_model().anchors[nr.load_model().anchor_names[0]][:40].copy())[None]
+    loaded = nr.load_model()
+    model = loaded.model
+    assert model.tonal_floor
+    if curves_of == "tom":
+        curves = torch.from_numpy(impact_curves(PRESETS["tom"], model.descriptor_config)[:40])[None]
+    else:
+        curves = torch.from_numpy(loaded.anchors[loaded.anchor_names[0]][:40].copy())[None]
     with torch.no_grad():
         c = model.controls(curves)
         f0 = curves[..., 6].repeat_interleave(model.sub, dim=1).unsqueeze(-1)
@@ -260,9 +268,12 @@ def test_floor_and_lock_equals_the_pytorch_steps() -> None:
         fast = floor_and_lock(
             bands, amps, freqs, targets, band_freq=model.band_freq, band_mass=model.band_mass,
             band_power=model.band_power, partial_mass=model.partial_mass, floor=model.tilt_floor,
+            tonal_floor=model.tonal_floor,
         )  # fmt: skip
-        floored = bands + model._target_floor(torch.cat([bands, amps], dim=-1), targets)
-        slow = model.lock_spectrum(floored, amps, freqs, targets)
+        band_floor, partial_floor = model._target_floor(bands, amps, freqs, targets)
+        if curves_of == "tom":
+            assert partial_floor.sum() > 10 * amps.sum()  # the network's partials are near silent; the floor is not
+        slow = model.lock_spectrum(bands + band_floor, amps + partial_floor, freqs, targets)
     f = torch.cat([model.band_freq.expand_as(bands), freqs], dim=-1)
     moments = []
     for b, a in (fast, slow):

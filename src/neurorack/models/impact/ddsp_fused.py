@@ -187,7 +187,8 @@ def render_fused(model: DDSPImpact, descriptors: Tensor, noise: Tensor) -> Tenso
     locked_amps = np.empty_like(raw_amps)
     spectral_lock.lock_rows(
         raw_bands, raw_amps, raw_freqs, log_freqs, targets, *constants.tables, partial_mass=model.partial_mass,
-        floor=model.tilt_floor, emphasis=model.lock_emphasis, bands_out=locked_bands, amps_out=locked_amps,
+        floor=model.tilt_floor, tonal_floor=model.tonal_floor, emphasis=model.lock_emphasis, bands_out=locked_bands,
+        amps_out=locked_amps,
     )  # fmt: skip
     for padded, real in ((freqs, raw_freqs), (amps, locked_amps), (bands, locked_bands)):
         padded[:, pad:] = real.reshape(batch, frames * sub, -1)

@@ -34,7 +34,13 @@ from neurorack.models.base import ImpactModel, canonical_focus
 from neurorack.models.impact.ddsp_fused import FusedConstants, fused_applies, render_fused
 from neurorack.models.impact.loudness_lock import lock_loudness, upsample_gains
 from neurorack.models.impact.spectral_kernels import kernels_apply
-from neurorack.models.impact.spectral_lock import centroid_tilt, floor_and_lock, focus_emphasis, moment_shaping
+from neurorack.models.impact.spectral_lock import (
+    centroid_tilt,
+    floor_and_lock,
+    focus_emphasis,
+    moment_shaping,
+    tonal_floor_share,
+)
 from neurorack.models.impact.spectral_synth import SpectralSynth, accumulate_phase
 from neurorack.models.registry import register_model
 
@@ -90,6 +96,8 @@ class DDSPImpact(ImpactModel):
         analysis_masses: the locks weigh noise bands against partials as the descriptors' analysis frame
             (``frame_length``) measures them, not as one synthesis frame does (which under-weighs noise by
             ``sqrt(frame_length / n_fft)``: a drawn kick of partials and a little noise came out 18 % too wide).
+        tonal_floor: a tonal request the network answered without partials gets the shape lock's floor as
+            partials (:meth:`_target_floor`).
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class DDSPImpact(ImpactModel):
         noise_comb: float = 1.0,
         window_after_filter: bool = True,
         analysis_masses: bool = True,
+        tonal_floor: bool = True,
     ) -> None:
         super().__init__(sample_rate=sample_rate, hop_length=hop_length, frame_length=frame_length)
         if n_fft is None:
@@ -143,8 +152,10 @@ class DDSPImpact(ImpactModel):
             noise_comb=noise_comb,
             window_after_filter=window_after_filter,
             analysis_masses=analysis_masses,
+            tonal_floor=tonal_floor,
         )
         self.shape_lock = shape_lock
+        self.tonal_floor = tonal_floor
         if not 0.0 <= noise_comb <= 1.0:
             raise ValueError(f"noise_comb must lie in 0..1, got {noise_comb}")
         self.noise_comb = noise_comb
@@ -195,6 +206,7 @@ class DDSPImpact(ImpactModel):
         "window_after_filter": False,
         "envelope_steps": 8,
         "analysis_masses": False,
+        "tonal_floor": False,
     }
     harmonics: Tensor
     phase0: Tensor
@@ -238,20 +250,35 @@ class DDSPImpact(ImpactModel):
         gain = shape * keep
         return band_gains * gain[..., :nb], partial_amps * gain[..., nb:]
 
-    def _target_floor(self, components: Tensor, targets: Tensor) -> Tensor:
-        """Noise-band floor ``[B, M, nb]`` shaped like the requested spectrum, for the shape lock to work with.
+    def _target_floor(self, bands: Tensor, amps: Tensor, freqs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Floors for the shape lock to work with, shaped like the requested spectrum: ``[B, M, nb]`` on the noise
+        bands and ``[B, M, K]`` on the partials (at ``freqs`` Hz).
 
         A log-normal bump centred on the requested centroid, as wide as the requested bandwidth and
         roll-off reach, scaled to ``tilt_floor`` of the frame's loudest component: the lock can
         brighten or widen into bands the network left silent, while bands far from the request stay
-        quiet (a flat floor there is heard, and costs MR-STFT in the silent regions of real hits).
+        quiet (a flat floor there is heard, and costs MR-STFT in the silent regions of real hits). With
+        ``tonal_floor``, a tonal request the network answered without partials gets (some of) it as partials
+        of the same magnitude mass (:func:`~neurorack.models.impact.spectral_lock.tonal_floor_share`): the
+        lock then has harmonics of the requested f0 to shape, and a drawn kick or tom gets its pitch.
         """
         c = targets[..., 5:6].clamp_min(20.0)
         reach = torch.maximum(targets[..., 4:5], targets[..., 2:3] - c).clamp_min(0.0)
         sigma = torch.log1p(reach / c).clamp_min(0.25)  # ln units
-        distance = torch.log(self.band_freq.clamp_min(20.0) / c)
-        bump = torch.exp(-0.5 * (distance / sigma).square())
-        return self.tilt_floor * components.amax(-1, keepdim=True) * bump
+
+        def bump(hz: Tensor) -> Tensor:
+            return torch.exp(-0.5 * (torch.log(hz.clamp_min(20.0) / c) / sigma).square())
+
+        top = torch.cat([bands, amps], dim=-1).amax(-1, keepdim=True)
+        if not self.tonal_floor:
+            return self.tilt_floor * top * bump(self.band_freq), torch.zeros_like(amps)
+        band_mass, partial_mass = bands * self.band_mass, amps * self.partial_mass
+        partials = partial_mass.sum(-1, keepdim=True)
+        share = tonal_floor_share(targets[..., 3:4], partials / (partials + band_mass.sum(-1, keepdim=True) + 1e-30))
+        top_mass = torch.cat([band_mass, partial_mass], dim=-1).amax(-1, keepdim=True)
+        band_floor = (1.0 - share) * self.tilt_floor * top * bump(self.band_freq)
+        partial_floor = share * self.tilt_floor * top_mass / self.partial_mass * bump(freqs) * (amps > 0)
+        return band_floor, partial_floor
 
     def controls(self, descriptors: Tensor) -> dict[str, Tensor]:
         """Network outputs at synthesis-frame rate for ``descriptors: [B, F, 7]``.
@@ -330,11 +357,12 @@ class DDSPImpact(ImpactModel):
                 bands, amps = floor_and_lock(
                     bands, amps, freqs, targets, band_freq=self.band_freq, band_mass=self.band_mass,
                     band_power=self.band_power, partial_mass=self.partial_mass, floor=self.tilt_floor,
-                    emphasis=self.lock_emphasis,
+                    tonal_floor=self.tonal_floor, emphasis=self.lock_emphasis,
                 )  # fmt: skip
             else:
                 if self.shape_lock:
-                    bands = bands + self._target_floor(torch.cat([bands, amps], dim=-1), targets)
+                    band_floor, partial_floor = self._target_floor(bands, amps, freqs, targets)
+                    bands, amps = bands + band_floor, amps + partial_floor
                 else:
                     bands = bands + self.tilt_floor * bands.amax(-1, keepdim=True)
                 bands, amps = self.lock_spectrum(bands, amps, freqs, targets)

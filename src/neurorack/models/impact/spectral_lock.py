@@ -144,6 +144,14 @@ FOCUS_GAIN = 1e4
 #: nearly met brightness or bandwidth does not trade the others away (``docs/design-notes.md``).
 FOCUS_MET = (0.05, 0.05, 0.02)
 
+#: A tonal request the network answered with noise alone (a drawn kick or tom: no partials) gets its floor as
+#: partials, harmonics of the requested f0, so the lock has a pitch to shape: all of it at a requested flatness
+#: up to the first value, none from the second, linear between; only where the network's partials carry less
+#: than :data:`TONAL_FLOOR_SHARE` of its magnitude mass (real hits' frames: 5 %, drawn presets: all).
+TONAL_FLOOR_FLATNESS = (0.02, 0.1)
+#: See :data:`TONAL_FLOOR_FLATNESS`.
+TONAL_FLOOR_SHARE = 1e-3
+
 #: A frame whose own centroid is further than this from the request (natural log: one octave) is solved
 #: for its gains as they are applied (relative to the loudest audible component, capped and floored);
 #: nearer ones keep the plain solve, which leaves the network's own shape where clipping binds.
@@ -233,6 +241,14 @@ def moment_shaping(
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
+def tonal_floor_share(flatness: Tensor, partial_share: Tensor) -> Tensor:
+    """Share of the shape lock's floor made of partials: by the requested spectral ``flatness`` (0..1) as
+    :data:`TONAL_FLOOR_FLATNESS` says, where the network's ``partial_share`` of the magnitude mass is below
+    :data:`TONAL_FLOOR_SHARE`, else 0."""
+    lo, hi = TONAL_FLOOR_FLATNESS
+    return ((hi - flatness) / (hi - lo)).clamp(0.0, 1.0) * (partial_share < TONAL_FLOOR_SHARE)
+
+
 def floor_and_lock(
     band_gains: Tensor,
     partial_amps: Tensor,
@@ -244,6 +260,7 @@ def floor_and_lock(
     band_power: Tensor,
     partial_mass: float,
     floor: float,
+    tonal_floor: bool = False,
     iterations: int = 6,
     emphasis: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor]:
@@ -258,6 +275,8 @@ def floor_and_lock(
         targets: ``[B, M, 7]`` requested descriptors at synthesis-frame rate.
         band_freq, band_mass, band_power: ``[nb]`` centre (Hz), expected magnitude and power per unit gain.
         partial_mass: expected magnitude of a unit partial. floor: level of the floor (0: none).
+        tonal_floor: a tonal request answered without partials gets its floor as partials
+            (:func:`tonal_floor_share`).
         emphasis: as in :func:`moment_shaping`.
 
     Returns:
@@ -275,8 +294,8 @@ def floor_and_lock(
     amps_out = np.empty((batch * frames, k), dtype=np.float32)
     lock_rows(
         rows(band_gains, nb), rows(partial_amps, k), rows(freqs, k), rows(log_freqs, k), rows(targets, 7),
-        band_freq, band_mass, band_power, partial_mass=partial_mass, floor=floor, iterations=iterations,
-        emphasis=emphasis, bands_out=bands_out, amps_out=amps_out,
+        band_freq, band_mass, band_power, partial_mass=partial_mass, floor=floor, tonal_floor=tonal_floor,
+        iterations=iterations, emphasis=emphasis, bands_out=bands_out, amps_out=amps_out,
     )  # fmt: skip
     device = band_gains.device
     return (
@@ -299,6 +318,7 @@ def lock_rows(
     floor: float,
     bands_out: np.ndarray,
     amps_out: np.ndarray,
+    tonal_floor: bool = False,
     iterations: int = 6,
     emphasis: np.ndarray | None = None,
 ) -> None:
@@ -314,8 +334,9 @@ def lock_rows(
     kernel: Any = _floor_and_lock  # a numba dispatcher
     kernel(
         band_gains, partial_amps, freqs, log_freqs, targets, *tables, float(partial_mass), float(floor),
-        _emphasis(emphasis), _emphasis(None), _focus_met(), iterations, PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH,
-        _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, TOP_SHARE, bands_out, amps_out,
+        bool(tonal_floor), *TONAL_FLOOR_FLATNESS, TONAL_FLOOR_SHARE, _emphasis(emphasis), _emphasis(None),
+        _focus_met(), iterations, PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN,
+        TOP_SHARE, bands_out, amps_out,
     )  # fmt: skip
 
 
@@ -331,6 +352,10 @@ def _floor_and_lock(
     band_power: np.ndarray,
     partial_mass: float,
     floor: float,
+    tonal_floor: bool,
+    tonal_lo: float,
+    tonal_hi: float,
+    tonal_share_max: float,
     emphasis: np.ndarray,
     plain: np.ndarray,
     met: np.ndarray,
@@ -352,6 +377,7 @@ def _floor_and_lock(
     theta = np.zeros((2, 3))
     scratch = np.empty((10, n))
     mass, f, log_f, gains, level = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(nb)
+    partials = np.empty(k)
     log_band = np.empty(nb)
     for b in range(nb):
         f[b] = band_freq[b]
@@ -359,24 +385,36 @@ def _floor_and_lock(
         log_f[b] = math.log(max(band_freq[b], 1e-30))
     for i in range(frames):
         c_req, bw_req, r_req = np.float64(targets[i, 5]), np.float64(targets[i, 4]), np.float64(targets[i, 2])
-        top = -np.inf
+        top = top_mass = band_total = partial_total = 0.0
         for b in range(nb):
             top = max(top, np.float64(bands[i, b]))
+            top_mass = max(top_mass, np.float64(bands[i, b]) * band_mass[b])
+            band_total += np.float64(bands[i, b]) * band_mass[b]
         for j in range(k):
             top = max(top, np.float64(amps[i, j]))
+            top_mass = max(top_mass, np.float64(amps[i, j]) * partial_mass)
+            partial_total += np.float64(amps[i, j]) * partial_mass
+        share = 0.0  # tonal_floor_share
+        if tonal_floor and partial_total < tonal_share_max * (partial_total + band_total + 1e-30):
+            share = min(max((tonal_hi - np.float64(targets[i, 3])) / (tonal_hi - tonal_lo), 0.0), 1.0)
         c = max(c_req, 20.0)
         reach = max(max(bw_req, r_req - c), 0.0)
         sigma = max(math.log1p(reach / c), 0.25)
         log_c = math.log(c)
+        band_floor = (1.0 - share) * floor * top
         for b in range(nb):
             # fast_exp (no libm call, so the loop vectorises); below e^-600 the bump is 0 to float32 anyway
             bump = fast_exp(max(-0.5 * ((log_band[b] - log_c) / sigma) ** 2, -600.0))
-            level[b] = np.float64(bands[i, b]) + floor * top * bump
+            level[b] = np.float64(bands[i, b]) + band_floor * bump
             mass[b] = level[b] * band_mass[b]
         # slices, not [nb + j]: a possibly negative index is wrapped and stops vectorisation
         p_mass, p_f, p_log_f = mass[nb:], f[nb:], log_f[nb:]
         for j in range(k):
-            p_mass[j] = np.float64(amps[i, j]) * partial_mass
+            partials[j] = np.float64(amps[i, j])
+            if share > 0.0 and amps[i, j] > 0.0:  # muted partials (above the synthesis's top) stay muted
+                distance = (math.log(max(np.float64(freqs[i, j]), 20.0)) - log_c) / sigma
+                partials[j] += share * floor * top_mass / partial_mass * math.exp(-0.5 * distance * distance)
+            p_mass[j] = partials[j] * partial_mass
             p_f[j] = freqs[i, j]
             p_log_f[j] = log_freqs[i, j]
         gains[:] = 1.0
@@ -391,7 +429,7 @@ def _floor_and_lock(
             after += p * gains[b] * gains[b]
         p_gains = gains[nb:]
         for j in range(k):
-            a = np.float64(amps[i, j])
+            a = partials[j]
             p = a * a * 0.5
             before += p
             after += p * p_gains[j] * p_gains[j]
@@ -399,7 +437,7 @@ def _floor_and_lock(
         for b in range(nb):
             bands_out[i, b] = level[b] * gains[b] * keep
         for j in range(k):
-            amps_out[i, j] = np.float64(amps[i, j]) * p_gains[j] * keep
+            amps_out[i, j] = partials[j] * p_gains[j] * keep
 
 
 @numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)
