@@ -150,6 +150,19 @@ def test_drawings_are_seeded_and_can_exist() -> None:
         assert not any(mask.any() for mask in impossible_requests(curves, CONFIG.sample_rate).values())
 
 
+def test_tonal_drawings_have_a_pitch_under_their_centroid() -> None:
+    """A tonal drawing's f0 lies 2 to 54 times under its centroid (clipped to 45-800 Hz), as real tonal hits have it:
+    no harmonic spectrum has its centroid below its f0."""
+    from neurorack.curves.drawings import F0, TONAL_CENTROID_PER_F0
+
+    tonal = [c for c in random_drawings(60, CONFIG, seed=6) if c[0, 3] < 0.05]
+    assert len(tonal) >= 20
+    for curves in tonal:
+        ratio = float(curves[0, 5] / curves[0, 6])
+        clipped = curves[0, 6] in (np.float32(F0[0]), np.float32(F0[1]))
+        assert clipped or TONAL_CENTROID_PER_F0[0] * 0.999 <= ratio <= TONAL_CENTROID_PER_F0[1] * 1.001, ratio
+
+
 def test_drawings_are_shaped_like_real_hits() -> None:
     """Dark drawings are wide and roll off near their centroid, bright ones narrower, as the table of
     real hits says: a 300 Hz drawing with a 150 Hz bandwidth would ask for a spectrum no hit has."""

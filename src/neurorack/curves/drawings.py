@@ -6,7 +6,9 @@ generator samples such curves over the ranges of real hits (kick to hi-hat), see
 ``eval`` measure how a generator follows curves it never saw. Every drawing is a spectrum that can exist:
 its roll-off lies inside the bounds its centroid and bandwidth allow
 (:func:`neurorack.metrics.following.impossible_requests`), its centroid and roll-off below Nyquist. Its
-bandwidth and roll-off keep the relation to the centroid that real hits have (:data:`SPECTRAL_SHAPES`):
+bandwidth and roll-off keep the relation to the centroid that real hits have (:data:`SPECTRAL_SHAPES`),
+and a tonal drawing's pitch sits where real tonal hits have it under their centroid
+(:data:`TONAL_CENTROID_PER_F0`):
 a dark hit is dark because its energy is low, not because its spectrum is narrow — measured with a
 magnitude-weighted spread, every kick and tom has a bandwidth several times its centroid.
 
@@ -43,6 +45,10 @@ SPECTRAL_SHAPES: tuple[tuple[float, float, float, float, float], ...] = (
 #: Tail / attack ratio of the spectral descriptors (darkening).
 TAIL = (0.4, 1.0)
 F0 = (45.0, 800.0)
+#: A tonal drawing's centroid / f0: the 10th and 90th percentiles over the tonal frames (flatness below 0.03,
+#: f0 within YIN's range) within 30 dB of each sound's peak of the drum corpus's train split (27,086 frames).
+#: A harmonic spectrum's centroid is at least its f0, and six octaves above it YIN reads a harmonic.
+TONAL_CENTROID_PER_F0 = (2.0, 54.0)
 PITCH_DROP = (0.6, 1.0)
 #: Chance that a drawing is tonal (low flatness, a pitch that YIN can follow).
 TONAL_SHARE = 0.5
@@ -79,6 +85,8 @@ def random_shape(rng: np.random.Generator, sample_rate: int = 44_100) -> ImpactS
     tonal = bool(rng.random() < TONAL_SHARE)
     flatness = _log_uniform(rng, (0.001, 0.03) if tonal else (0.05, 0.4))
     f0 = _log_uniform(rng, F0)
+    if tonal:  # a pitch that fits the centroid, as in real tonal hits
+        f0 = float(np.clip(centroid / _log_uniform(rng, TONAL_CENTROID_PER_F0), *F0))
     return ImpactShape(
         duration=float(duration),
         peak_rms=_log_uniform(rng, PEAK_RMS),
