@@ -228,16 +228,7 @@ def moment_shaping(
     gains = np.ones(flat[0].shape)
     kernel: Any = _shape_frames  # a numba dispatcher (its typing stubs do not describe the call)
     constants = (PRIORITY_GAIN, ABOVE_ROLLOFF, SHELF_WIDTH, _LIMITS, _MAX_STEP, _TOLERANCE, MIN_GAIN, TOP_SHARE)
-    kernel(
-        *flat,
-        *requests,
-        _emphasis(emphasis),
-        _emphasis(None),
-        _focus_met(),
-        iterations,
-        *constants,
-        gains,
-    )
+    kernel(*flat, *requests, _emphasis(emphasis), _emphasis(None), _focus_met(), iterations, *constants, gains)
     return torch.from_numpy(gains).to(device=mass.device, dtype=mass.dtype).reshape(mass.shape)
 
 
@@ -693,13 +684,15 @@ def _shaped_residual(
     centroid: float,
     bandwidth: float,
     above: float,
-    counted: np.ndarray,
+    emphasis: np.ndarray,
+    plain: np.ndarray,
     met: np.ndarray,
 ) -> float:  # pragma: no cover - compiled; tested through moment_shaping
-    """Largest residual, in units of ``met [3]``, of the ``counted [3]`` conditions (log ratio of centroid and
-    bandwidth, log odds above the roll-off) for the final ``gains [N]`` of a plain :func:`_solve_frame` (after
-    normalisation, which clips gains), from the masses, ``f / c`` and the above-the-roll-off flags it left in
-    ``scratch`` rows 0, 1 and 4."""
+    """Largest residual, in units of ``met [3]``, of the conditions (log ratio of centroid and bandwidth, log odds
+    above the roll-off) that decide whether a focus ``emphasis`` is needed, for the final ``gains [N]`` of a
+    plain :func:`_solve_frame` (after normalisation, which clips gains), from the masses, ``f / c`` and the
+    above-the-roll-off flags it left in ``scratch`` rows 0, 1 and 4. With the roll-off moved: all three, each
+    in units of ``met[2]``; else the moved ones (weighted differently from ``plain``), each in its own."""
     c = max(np.float64(centroid), 20.0)
     goal_v = 2.0 * math.log(max(np.float64(bandwidth), 10.0) / c)
     goal_r = math.log(above / (1.0 - above))
@@ -721,9 +714,12 @@ def _shaped_residual(
         0.5 * abs(math.log(var) - goal_v),
         abs(math.log(sh / (s0 - sh)) - goal_r),
     )
+    rolloff_moved = emphasis[2] != plain[2]
     worst = 0.0
     for j in range(3):
-        if counted[j]:
+        if rolloff_moved:
+            worst = max(worst, residuals[j] / met[2])
+        elif emphasis[j] != plain[j]:
             worst = max(worst, residuals[j] / met[j])
     return worst
 
@@ -767,19 +763,10 @@ def _solve_focused_frame(
             mass, freqs, log_freqs, centroid, bandwidth, rolloff, plain, iterations, priority_gain, above,
             shelf_width, limits, max_step, tolerance, min_gain, top_share, theta[0], scratch, gains,
         )  # fmt: skip
-        counted = np.empty(3, dtype=np.bool_)
-        limit = np.empty(3)
-        if emphasis[2] != plain[2]:
-            # a moved roll-off is met exactly only by the focused solve's last step: every condition within met[2]
-            counted[:] = True
-            limit[:] = met[2]
-            kept = residual < met[2]
-        else:  # a moved centroid or bandwidth the plain solve met within met[j]
-            for j in range(3):
-                counted[j] = emphasis[j] != plain[j]
-                limit[j] = met[j]
-            kept = True
-        if kept and _shaped_residual(scratch, gains, centroid, bandwidth, above, counted, limit) < 1.0:
+        # a moved roll-off is met exactly only by the focused solve's last step: the plain solve is kept only
+        # with every condition within met[2], its own residual included; a moved centroid or bandwidth: within met[j]
+        kept = residual < met[2] if emphasis[2] != plain[2] else True
+        if kept and _shaped_residual(scratch, gains, centroid, bandwidth, above, emphasis, plain, met) < 1.0:
             return
         gains[:] = 1.0
     _solve_frame(
