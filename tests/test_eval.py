@@ -176,6 +176,24 @@ def test_eval_whole_corpus_held_out(setup: tuple[Path, Path], capsys: pytest.Cap
     assert "--split" in _one_line_error(capsys)
 
 
+def test_eval_leaves_out_sounds_the_model_trained_on(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """A held-out library that ships a training sample: that sound is left out for every generator."""
+    corpus_dir, model_path = setup
+    corpus = Corpus.open(corpus_dir)
+    every = sorted(corpus.sounds(), key=lambda s: s.hash)
+    model = build_model("ddsp-impact", **TINY_CONFIGS["ddsp-impact"])
+    model.set_statistics(torch.zeros(7), torch.ones(7))
+    trained = export_model(model.eval(), tmp_path / "seen.safetensors", training={"trained_on": [every[1].hash[:16]]})
+    candidates = load_candidates([trained], corpus)
+    assert candidates[0].trained_on == {every[1].hash[:16]}
+    report = evaluate(candidates, corpus, split="all", control_limit=0, speed=False)
+    assert every[1].hash not in report.mrstft_sounds and len(report.mrstft_sounds) == len(every) - 1
+    assert report.settings.left_out_trained == 1 and report.settings.test_sounds_available == len(every) - 1
+    assert "1 more left out" in render_markdown(report)
+    with pytest.raises(NeurorackError, match="trained on"):
+        select_test_sounds(corpus, split="all", exclude={s.hash[:16] for s in every})
+
+
 def test_eval_report_and_table(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus, model = setup
     out = tmp_path / "report"

@@ -336,6 +336,12 @@ def test_sample_folder_to_playable_model(tmp_path: Path) -> None:
 
     model = load_model(model_path)
     assert model.anchor_names and model.sample_rate == 44_100
+    from neurorack.corpus import Corpus
+    from neurorack.corpus.manifest import sound_id
+
+    built = Corpus.open(run / "corpus")
+    seen = {sound_id(s.hash) for split in ("train", "validation") for s in built.sounds(split)}
+    assert model.trained_on == seen and not seen & {sound_id(s.hash) for s in built.sounds("test")}
     audio = model.generate(model.anchor(model.anchor_names[0]), seed=0)
     assert audio.dtype == np.float32 and audio.size > 0 and np.isfinite(audio).all()
     other = tmp_path / "again.safetensors"

@@ -13,7 +13,8 @@ Layout (never pickle: safetensors holds raw tensors and a string metadata map):
   (``model.config``), ``descriptor_config``, ``sample_rate``, ``hop_length``,
   ``statistics`` (``mean``/``std``, 7 each, network scale), ``anchors`` (list of
   ``{"name", ...}`` in playing order, optional ``label``/``source``), ``training``
-  (free JSON), ``neurorack_version``, ``created`` (UTC ISO 8601) and ``sha256``
+  (free JSON; its ``trained_on`` lists the short ids of the sounds the model learned from,
+  :func:`neurorack.corpus.manifest.sound_id`), ``neurorack_version``, ``created`` (UTC ISO 8601) and ``sha256``
   (:func:`tensor_digest`).
 
 :func:`export_model` writes one atomically; :func:`load_model` reads it back
@@ -228,6 +229,16 @@ class LoadedModel(ModelGenerator):
         self.path = path
         if "descriptor_config" in metadata:
             self.descriptor_config = DescriptorConfig.from_dict(metadata["descriptor_config"])
+
+    @property
+    def trained_on(self) -> frozenset[str]:
+        """Short ids (:func:`neurorack.corpus.manifest.sound_id`) of the sounds the model trained on; empty when
+        the file does not record them (exported before they were recorded). Ids that are not strings are ignored."""
+        training = self.metadata.get("training")
+        ids = training.get("trained_on") if isinstance(training, dict) else None
+        if not isinstance(ids, list):
+            return frozenset()
+        return frozenset(i.lower() for i in ids if isinstance(i, str))
 
     @property
     def anchor_names(self) -> list[str]:

@@ -92,6 +92,16 @@ def split_for(sound_hash: str) -> str:
     raise AssertionError("unreachable: bounds cover 0..99")
 
 
+#: Hex digits of a sound's hash a model file keeps for each sound it trained on (64 bits: no collision
+#: between the few thousand sounds of a corpus; 17 bytes per sound in the file's JSON).
+SOUND_ID_DIGITS = 16
+
+
+def sound_id(sound_hash: str) -> str:
+    """The short id of a sound (the first :data:`SOUND_ID_DIGITS` hex digits of its hash), lower case."""
+    return sound_hash[:SOUND_ID_DIGITS].lower()
+
+
 def audio_relpath(sound_hash: str) -> Path:
     """Path of a sound's audio relative to the corpus folder."""
     return Path(AUDIO_DIR) / sound_hash[:2] / f"{sound_hash}.wav"

@@ -1,7 +1,10 @@
 """Evaluation of generators on a corpus's held-out sounds (SPEC §6; ``neurorack eval``).
 
 Every generator — the model files given, plus the baselines ``silence``, ``dsp`` and ``nearest``
-(built from the corpus's **train** split) — is measured on the corpus's **test** split:
+(built from the corpus's **train** split) — is measured on the corpus's **test** split (``split="all"``:
+on every sound of a library held out from training). Sounds a model file lists as trained on
+(``training.trained_on``) are left out for every generator: two libraries can ship the same sample
+(Hydrogen's ``GMRockKit`` is ``The Black Pearl 1.0`` of ``hydrogen-drumkits``, renamed):
 
 * **MR-STFT** (:func:`~neurorack.metrics.mrstft.mrstft_distance`): each test sound is
   reconstructed from its own descriptor curves (``generate(curves, seed=seed + i)``) and
@@ -52,7 +55,8 @@ JSON (``neurorack eval --json``, ``DIR/eval.json``; :meth:`EvalReport.to_dict`),
       "schema": "neurorack-eval/1",
       "settings": {
         "corpus": "/abs/path/to/corpus", "split": "test",
-        "test_sounds_available": 96,          # sounds in the test split
+        "test_sounds_available": 96,          # sounds in the test split (less those left out below)
+        "left_out_trained": 0,                # sounds left out: a model file lists them as trained on
         "limit": 20,                          # --limit (null: all)
         "control_limit": 8,                   # --control-limit
         "seed": 0,

@@ -30,6 +30,8 @@ class Candidate:
     parameters: int | None = None
     file_bytes: int | None = None
     note: str = ""
+    #: short ids of the sounds it trained on (:func:`neurorack.corpus.manifest.sound_id`), left out of evaluation
+    trained_on: frozenset[str] = frozenset()
 
     @property
     def autoencoder(self) -> TransferModel | None:
@@ -98,6 +100,7 @@ def load_candidates(
                 source=source,
                 parameters=int(sum(p.numel() for p in loaded.model.parameters())),
                 file_bytes=path.stat().st_size if path is not None else None,
+                trained_on=loaded.trained_on,
             )
         )
     if baselines:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neurorack.bench import BenchRow, machine_info
+from neurorack.corpus.manifest import sound_id
 from neurorack.descriptors import DESCRIPTOR_NAMES
 from neurorack.errors import NeurorackError
 from neurorack.evaluation.candidates import Candidate, check_compatible
@@ -53,28 +54,39 @@ ProgressCallback = Callable[[str, int, int], None]
 SPLITS = ("test", "all")
 
 
-def select_test_sounds(corpus: Corpus, limit: int | None = None, split: str = "test") -> list[Sound]:
+def select_test_sounds(
+    corpus: Corpus, limit: int | None = None, split: str = "test", exclude: Collection[str] = ()
+) -> list[Sound]:
     """The corpus's test sounds (``split="all"``: all its sounds) sorted by hash, the first ``limit`` (all when None).
 
+    ``exclude``: short sound ids (:func:`~neurorack.corpus.manifest.sound_id`) of sounds a generator trained on;
+    they are left out before ``limit`` is applied (a library may ship the same sample as a training kit).
+
     Raises:
-        NeurorackError: the test split is empty, an unknown split, or ``limit < 1``.
+        NeurorackError: the test split is empty, an unknown split, ``limit < 1``, or every sound is excluded.
     """
     if limit is not None and limit < 1:
         raise NeurorackError(f"--limit must be at least 1, got {limit}")
     if split not in SPLITS:
         raise NeurorackError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if split == "all":
-        every = sorted(corpus.sounds(), key=lambda sound: sound.hash)
-        if not every:
+        sounds = sorted(corpus.sounds(), key=lambda sound: sound.hash)
+        if not sounds:
             raise NeurorackError(f"{corpus.path}: the corpus has no sounds")
-        return every[:limit] if limit is not None else every
-    sounds = corpus.sounds("test")
-    if not sounds:
+    else:
+        sounds = corpus.sounds("test")
+        if not sounds:
+            raise NeurorackError(
+                f"{corpus.path}: the corpus has no sound in its test split (about 10 % of the sounds, chosen by "
+                "hash); add more sounds"
+            )
+    unseen = [s for s in sounds if sound_id(s.hash) not in exclude]
+    if not unseen:
         raise NeurorackError(
-            f"{corpus.path}: the corpus has no sound in its test split (about 10 % of the sounds, chosen by hash); "
-            "add more sounds"
+            f"{corpus.path}: all {len(sounds)} sounds to evaluate are ones a model here trained on; "
+            "evaluate it on sounds it never saw"
         )
-    return sounds[:limit] if limit is not None else sounds
+    return unseen[:limit] if limit is not None else unseen
 
 
 def mrstft_scores(
@@ -214,8 +226,11 @@ def evaluate(
     for c in candidates:
         check_compatible(c.generator, corpus.config, c.source or c.name)
     scales = tuple(float(s) for s in scales)
-    sounds = select_test_sounds(corpus, limit, split)
-    available = len(corpus.sounds("test") if split == "test" else corpus.sounds())
+    trained_on = frozenset().union(*(c.trained_on for c in candidates))
+    sounds = select_test_sounds(corpus, limit, split, exclude=trained_on)
+    pool = corpus.sounds("test") if split == "test" else corpus.sounds()
+    left_out = sum(sound_id(s.hash) in trained_on for s in pool)
+    available = len(pool) - left_out
     data = [(s.audio(), s.descriptors()) for s in sounds]
     control_idx = list(range(min(control_limit, len(sounds))))
     f0_idx = [i for i, (a, c) in enumerate(data) if is_tonal(c, corpus.config, scales, audio=a)][:control_limit]
@@ -348,6 +363,7 @@ def evaluate(
         speed_repeats=speed_repeats,
         baselines=any(c.kind == "baseline" for c in candidates),
         split=split,
+        left_out_trained=left_out,
     )
     return EvalReport(
         settings=settings,

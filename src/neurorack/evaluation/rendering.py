@@ -114,9 +114,10 @@ def _control_cell(e: ControlEntry | None) -> str:
 def _title(report: EvalReport) -> str:
     s = report.settings
     which = "test sounds" if s.split == "test" else "sounds (all: a corpus held out from training)"
+    seen = f" ({s.left_out_trained} more left out: a model here trained on them)" if s.left_out_trained else ""
     return (
-        f"eval — {Path(s.corpus).name}: MR-STFT on {len(report.mrstft_sounds)} of {s.test_sounds_available} {which}, "
-        f"control on {len(report.control_sounds)} (f0: {len(report.f0_sounds)} tonal), seed {s.seed}"
+        f"eval — {Path(s.corpus).name}: MR-STFT on {len(report.mrstft_sounds)} of {s.test_sounds_available} {which}"
+        f"{seen}, control on {len(report.control_sounds)} (f0: {len(report.f0_sounds)} tonal), seed {s.seed}"
     )
 
 

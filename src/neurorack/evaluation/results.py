@@ -203,12 +203,15 @@ class EvalSettings:
     speed_repeats: int
     baselines: bool
     split: str = "test"
+    #: sounds of the split left out because a generator trained on them (the same audio in two libraries)
+    left_out_trained: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "corpus": self.corpus,
             "split": self.split,
             "test_sounds_available": self.test_sounds_available,
+            "left_out_trained": self.left_out_trained,
             "limit": self.limit,
             "control_limit": self.control_limit,
             "seed": self.seed,

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from neurorack.corpus import Corpus
-from neurorack.corpus.manifest import Sound
+from neurorack.corpus.manifest import Sound, sound_id
 from neurorack.curves.descriptor_prior import DescriptorPrior
 from neurorack.errors import NeurorackError
 from neurorack.models.base import ImpactModel, TransferModel
@@ -83,6 +83,8 @@ def export_run(
         "batch_size": meta.get("batch_size"),
         "frames": meta.get("frames"),
         "best_val_loss": meta.get("best_val_loss"),
+        # what it learned from or was selected on: `eval` leaves these out of any corpus it measures
+        "trained_on": sorted({sound_id(s.hash) for split in ("train", "validation") for s in corpus.sounds(split)}),
     }
     if isinstance(model, TransferModel):
         model.set_timbre(model.timbre_of([s.audio() for s in sounds]))
