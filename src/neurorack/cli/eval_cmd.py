@@ -132,7 +132,8 @@ def eval_command(
         typer.Option(
             "--split",
             help="test: the corpus's test split; all: every sound, for a library no model trained on "
-            "(the nearest baseline, which plays back the corpus's own sounds, is left out).",
+            "(the nearest baseline, which plays back the corpus's own sounds, is left out). Either way, sounds a "
+            "model file lists as trained on are left out.",
         ),
     ] = "test",
 ) -> None:

@@ -64,7 +64,8 @@ def export_run(
     ckpt = Path(checkpoint) if checkpoint is not None else best_checkpoint(run_path)
     model, hparams = load_checkpoint(ckpt)
     corpus = Corpus.open(meta["corpus"])
-    sounds = corpus.sounds("train") or corpus.sounds()
+    by_split = {split: corpus.sounds(split) for split in ("train", "validation", "test")}
+    sounds = by_split["train"] or corpus.sounds()
     taken: set[str] = set()
     named = [(_anchor_name(s, taken), s) for s in sounds]
     names, curves = select_anchors([(n, s.descriptors()) for n, s in named], n_anchors)
@@ -75,7 +76,7 @@ def export_run(
     ckpt_meta = torch.load(ckpt, map_location="cpu", weights_only=True)
     training = {
         "corpus": corpus.path.name,
-        "sounds": {split: len(corpus.sounds(split)) for split in ("train", "validation", "test")},
+        "sounds": {split: len(found) for split, found in by_split.items()},
         "checkpoint": ckpt.name,
         "global_step": int(ckpt_meta.get("global_step", 0)),
         "epoch": int(ckpt_meta.get("epoch", 0)),
@@ -84,7 +85,7 @@ def export_run(
         "frames": meta.get("frames"),
         "best_val_loss": meta.get("best_val_loss"),
         # what it learned from or was selected on: `eval` leaves these out of any corpus it measures
-        "trained_on": sorted({sound_id(s.hash) for split in ("train", "validation") for s in corpus.sounds(split)}),
+        "trained_on": sorted({sound_id(s.hash) for split in ("train", "validation") for s in by_split[split]}),
     }
     if isinstance(model, TransferModel):
         model.set_timbre(model.timbre_of([s.audio() for s in sounds]))
