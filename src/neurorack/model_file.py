@@ -345,15 +345,11 @@ def _fail(path: Path, message: str) -> ModelFileError:
     return ModelFileError(f"{path}: {message}")
 
 
-def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read and verify a model file: ``(metadata, tensors)``.
-
-    Checks, in order: readable safetensors file; ``neurorack`` metadata of our
-    format; a version this code reads; the SHA-256 over the tensors.
+def read_safetensors_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A safetensors file's ``neurorack`` metadata (any format) and its tensors, nothing checked beyond that.
 
     Raises:
-        ModelFileError: missing, unreadable, not a neurorack model file, from a newer
-            neurorack, or corrupt (one line each).
+        ModelFileError: missing, unreadable, not safetensors, no or invalid ``neurorack`` metadata (one line each).
     """
     p = Path(path)
     try:
@@ -375,22 +371,49 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         meta = json.loads(raw_meta[METADATA_KEY])
     except json.JSONDecodeError:
         raise _fail(p, "corrupt model file (metadata is not valid JSON)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _fail(p, f"not a neurorack model file (format is not {FORMAT!r})")
+    if not isinstance(meta, dict):
+        raise _fail(p, "corrupt model file (metadata is not an object)")
+    return meta, tensors
+
+
+def check_version_and_digest(
+    path: Path, meta: dict[str, Any], tensors: Mapping[str, torch.Tensor], newest: int
+) -> None:
+    """Refuse a file of a format version this code does not read (``> newest``) or whose tensors fail the checksum.
+
+    Raises:
+        ModelFileError: a bad or too new version, a checksum mismatch.
+    """
     version = meta.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _fail(p, f"corrupt model file (bad format version {version!r})")
-    if version > FORMAT_VERSION:
+        raise _fail(path, f"corrupt model file (bad format version {version!r})")
+    if version > newest:
         from neurorack import __version__
 
         raise _fail(
-            p,
+            path,
             f"written by a newer neurorack (model format version {version}; neurorack {__version__} reads up to "
-            f"{FORMAT_VERSION}); upgrade neurorack to load it",
+            f"{newest}); upgrade neurorack to load it",
         )
-    digest = tensor_digest(tensors)
-    if meta.get("sha256") != digest:
-        raise _fail(p, "corrupt model file (checksum mismatch: the tensor data was modified or damaged)")
+    if meta.get("sha256") != tensor_digest(tensors):
+        raise _fail(path, "corrupt model file (checksum mismatch: the tensor data was modified or damaged)")
+
+
+def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read and verify a model file: ``(metadata, tensors)``.
+
+    Checks, in order: readable safetensors file; ``neurorack`` metadata of our
+    format; a version this code reads; the SHA-256 over the tensors.
+
+    Raises:
+        ModelFileError: missing, unreadable, not a neurorack model file, from a newer
+            neurorack, or corrupt (one line each).
+    """
+    p = Path(path)
+    meta, tensors = read_safetensors_metadata(p)
+    if meta.get("format") != FORMAT:
+        raise _fail(p, f"not a neurorack model file (format is not {FORMAT!r})")
+    check_version_and_digest(p, meta, tensors, FORMAT_VERSION)
     for field in ("class", "kwargs", "sample_rate", "hop_length", "anchors"):
         if field not in meta:
             raise _fail(p, f"corrupt model file (metadata lacks {field!r})")

@@ -31,8 +31,8 @@ def train_command(
         typer.Option(
             "--model",
             "-m",
-            help="Model to train: ddsp-impact, sinc-nsf, fader-ae (autoencoder) or fader-ae-cvae (its ablation). "
-            "\\[default: ddsp-impact]",
+            help="Model to train: ddsp-impact, sinc-nsf, fader-ae (autoencoder) or fader-ae-cvae (its ablation); "
+            "on a note corpus, sing. \\[default: ddsp-impact, or sing on a note corpus]",
             show_default=False,
         ),
     ] = None,
@@ -74,7 +74,34 @@ def train_command(
     accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu, gpu, ...")] = "auto",
     model_config: Annotated[
         str | None,
-        typer.Option(help="Model settings as a JSON object, or 'tiny' (test size).", show_default=False),
+        typer.Option(
+            help="Model settings as a JSON object, or 'tiny' (test size); note models also take a configuration "
+            "name: cpu (default) or paper.",
+            show_default=False,
+        ),
+    ] = None,
+    stages: Annotated[
+        str | None,
+        typer.Option(
+            help="Note models: the stages to run, comma-separated, of autoencoder, sequence, end-to-end. "
+            "\\[default: all, in order; on --resume the unfinished ones]",
+            show_default=False,
+        ),
+    ] = None,
+    crop_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Note models: embeddings decoded per note in training (a random window; 0: whole notes as in "
+            "the paper). \\[default: 64]",
+            show_default=False,
+        ),
+    ] = None,
+    truncation: Annotated[
+        int | None,
+        typer.Option(
+            help="Note models: frames per window of truncated back-propagation in the sequence stage. \\[default: 32]",
+            show_default=False,
+        ),
     ] = None,
     augment_fraction: Annotated[
         float | None,
@@ -164,7 +191,60 @@ def train_command(
     With --devices/--nodes > 1 it trains with DDP; on several machines, run the same
     command on each with MASTER_ADDR, MASTER_PORT and NODE_RANK set. With --resume,
     settings not given again are those of the run.
+
+    On a note corpus (an NSynth download, or examples.json + audio/ of the same layout) it trains SING in
+    its three stages (autoencoder, sequence, end-to-end; --minutes is shared between them), each resumable.
     """
+    from neurorack.models.registry import note_model_names
+    from neurorack.notes.nsynth import is_note_corpus
+
+    if is_note_corpus(source) or (model is not None and model in note_model_names()):
+        impact_only = {
+            "--lr-patience": lr_patience,
+            "--frames": frames,
+            "--augment-fraction": augment_fraction,
+            "--drawing-fraction": drawing_fraction,
+            "--drawing-weight": drawing_weight,
+            "--init": init,
+            "--control-weight": control_weight,
+            "--descriptor-weight": descriptor_weight,
+            "--adversary-weight": adversary_weight,
+            "--waveform-adversary": True if waveform_adversary else None,
+        }
+        given = [flag for flag, value in impact_only.items() if value is not None]
+        if given:
+            raise NeurorackError(f"{', '.join(given)}: not a setting of note models")
+        _train_notes(
+            source,
+            out,
+            model=model,
+            model_config=model_config,
+            stages=tuple(s.strip() for s in stages.split(",") if s.strip()) if stages else None,
+            minutes=minutes,
+            max_steps=max_steps,
+            max_epochs=max_epochs,
+            resume=resume,
+            lr=lr,
+            batch_size=batch_size,
+            crop_frames=crop_frames,
+            truncation=truncation,
+            devices=devices,
+            nodes=nodes,
+            accelerator=accelerator,
+            threads=threads,
+            seed=seed,
+            num_workers=workers,
+            checkpoint_every=checkpoint_every,
+            example_every=example_every,
+            val_every=val_every,
+            export=export,
+            progress=progress,
+            json_out=json_out,
+        )
+        return
+    for flag, value in (("--stages", stages), ("--crop-frames", crop_frames), ("--truncation", truncation)):
+        if value is not None:
+            raise NeurorackError(f"{flag} is for note models (a note corpus), not impact models")
     from neurorack.training.run import train
 
     result = train(
@@ -210,6 +290,24 @@ def train_command(
     console.print(
         f"trained {result.model} for {result.global_step} steps ({result.epochs} epochs, "
         f"{result.steps_per_second:.2f} steps/s this session); best validation loss {best}",
+        highlight=False,
+    )
+    if result.model_file is not None:
+        console.print(f"model: {result.model_file}", highlight=False)
+
+
+def _train_notes(source: Path, out: Path, *, json_out: bool, **settings: object) -> None:
+    from neurorack.training.note_run import train_notes
+
+    result = train_notes(source, out=out, log=_log, **settings)  # type: ignore[arg-type]
+    if not result.primary:
+        return
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
+    console.print(
+        f"trained {result.model} to step {result.global_step} of its last stage; best validation loss {best}",
         highlight=False,
     )
     if result.model_file is not None:

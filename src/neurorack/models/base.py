@@ -14,6 +14,9 @@ A model declares what it is to the rest of the product with two class attributes
   (``neurorack transfer``), live (``play --transfer``) and in ``eval`` (measured by transfer);
 * :attr:`ImpactModel.objective`: the training objective that fits it
   (:data:`neurorack.training.objectives.OBJECTIVES`).
+
+A :class:`NoteModel` is the other kind of instrument: symbols (instrument, MIDI pitch, MIDI velocity) ->
+a note of fixed length (NSynth's 4 s at 16 kHz), played from keys.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class GeneratorKind(StrEnum):
     CURVES = "curves"
     #: also audio + its (edited) curves -> audio, block by block (autoencoders, :class:`TransferModel`)
     TRANSFER = "transfer"
+    #: (instrument, pitch, velocity) -> a note (:class:`NoteModel`: SING and the note instruments)
+    NOTES = "notes"
 
 
 def to_feature_scale(descriptors: Tensor) -> Tensor:
@@ -231,3 +236,46 @@ class TransferModel(ImpactModel):
         if total is None:
             raise NeurorackError("no sound to compute the model's timbre from")
         return total / count
+
+
+class NoteModel(nn.Module):
+    """(instrument, pitch, velocity) -> a note ``Tensor[B, note_samples]`` at :attr:`sample_rate` (``kind = notes``).
+
+    Subclasses declare their keyword arguments in ``self.config`` (plain JSON-able values), as impact models do.
+
+    Args:
+        n_instruments: instruments the model knows (rows of its instrument table).
+        sample_rate: output rate, Hz.
+        note_seconds: length of a generated note, s (NSynth: 4, the key held for the first 3).
+    """
+
+    name: str = "note-model"
+    kind: ClassVar[GeneratorKind] = GeneratorKind.NOTES
+    objective: ClassVar[str] = "notes"
+
+    def __init__(self, *, n_instruments: int, sample_rate: int = 16_000, note_seconds: float = 4.0) -> None:
+        super().__init__()
+        if n_instruments < 1:
+            raise ValueError(f"n_instruments must be >= 1, got {n_instruments}")
+        self.n_instruments = n_instruments
+        self.sample_rate = sample_rate
+        self.note_seconds = note_seconds
+        self.config: dict[str, Any] = {
+            "n_instruments": n_instruments,
+            "sample_rate": sample_rate,
+            "note_seconds": note_seconds,
+        }
+
+    @property
+    def note_samples(self) -> int:
+        """Samples of a generated note."""
+        return round(self.sample_rate * self.note_seconds)
+
+    def instrument_vector(self, instrument: Tensor) -> Tensor:
+        """Indices ``LongTensor[B]`` or mixing weights ``Tensor[B, n_instruments]`` -> the model's instrument input."""
+        raise NotImplementedError
+
+    def generate(self, instrument: Tensor, pitch: Tensor, velocity: Tensor) -> Tensor:
+        """Notes ``Tensor[B, note_samples]`` for instrument vectors (:meth:`instrument_vector`) ``[B, ...]``,
+        MIDI pitches ``LongTensor[B]`` and MIDI velocities ``Tensor[B]``."""
+        raise NotImplementedError

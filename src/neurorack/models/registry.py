@@ -13,12 +13,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from neurorack.errors import NeurorackError
-from neurorack.models.base import ImpactModel
+from neurorack.models.base import ImpactModel, NoteModel
 
 M = TypeVar("M", bound=type[ImpactModel])
+N = TypeVar("N", bound=type[NoteModel])
 
 MODELS: dict[str, type[ImpactModel]] = {}
 TINY_CONFIGS: dict[str, dict[str, Any]] = {}
+#: note models (:class:`NoteModel`: symbols -> notes), kept apart: nothing that plays curves can play them
+NOTE_MODELS: dict[str, type[NoteModel]] = {}
+#: note model -> its named configurations (``tiny`` for tests, and e.g. ``paper``, ``cpu``)
+NOTE_CONFIGS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def register_model(name: str, tiny: dict[str, Any]) -> Callable[[M], M]:
@@ -33,6 +38,54 @@ def register_model(name: str, tiny: dict[str, Any]) -> Callable[[M], M]:
         return cls
 
     return wrap
+
+
+def register_note_model(name: str, configs: dict[str, dict[str, Any]]) -> Callable[[N], N]:
+    """Class decorator: register note model ``cls`` under ``name`` with named configurations (``tiny`` required)."""
+    if "tiny" not in configs:
+        raise ValueError(f"note model {name!r} needs a 'tiny' configuration")
+
+    def wrap(cls: N) -> N:
+        if name in NOTE_MODELS or name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        cls.name = name
+        NOTE_MODELS[name] = cls
+        NOTE_CONFIGS[name] = {key: dict(value) for key, value in configs.items()}
+        return cls
+
+    return wrap
+
+
+def note_model_names() -> list[str]:
+    _import_all()
+    return sorted(NOTE_MODELS)
+
+
+def build_note_model(name: str, **kwargs: Any) -> NoteModel:
+    """Instantiate a registered note model with keyword arguments.
+
+    Raises:
+        NeurorackError: an unknown name.
+    """
+    _import_all()
+    if name not in NOTE_MODELS:
+        raise NeurorackError(f"unknown note model {name!r}; known: {', '.join(sorted(NOTE_MODELS))}")
+    return NOTE_MODELS[name](**kwargs)
+
+
+def note_config(name: str, config: str) -> dict[str, Any]:
+    """The named configuration ``config`` of note model ``name`` (keyword arguments).
+
+    Raises:
+        NeurorackError: an unknown model or configuration name.
+    """
+    _import_all()
+    if name not in NOTE_CONFIGS:
+        raise NeurorackError(f"unknown note model {name!r}; known: {', '.join(sorted(NOTE_MODELS))}")
+    configs = NOTE_CONFIGS[name]
+    if config not in configs:
+        raise NeurorackError(f"{name} has no configuration {config!r}; known: {', '.join(sorted(configs))}")
+    return dict(configs[config])
 
 
 def build_model(name: str, **kwargs: Any) -> ImpactModel:

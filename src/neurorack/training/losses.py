@@ -214,3 +214,43 @@ def clamp_curves(descriptors: Tensor, sample_rate: int) -> Tensor:
         col = DESCRIPTOR_NAMES.index(name)
         out[..., col] = out[..., col].clamp(0.0, 0.45 * sample_rate)
     return out
+
+
+class LogPowerSpectralLoss(nn.Module):
+    """SING's spectral loss (Défossez et al. 2018, eq. 3): mean ``|log(ε + |STFT(ŷ)|²) − log(ε + |STFT(y)|²)|``.
+
+    Phase-free, so a note can be generated at once without matching the waveform; ``ε = 1`` keeps very quiet
+    bins from dominating. ``generated, target: Tensor[B, T]`` (same length) -> ``{"spectral", "total"}``.
+
+    Args:
+        n_fft, hop_length: the STFT (Hann window of ``n_fft``; paper: 1024, 256).
+        epsilon: the floor inside the logarithm (paper: 1).
+    """
+
+    window: Tensor
+
+    def __init__(self, n_fft: int = 1024, hop_length: int = 256, epsilon: float = 1.0) -> None:
+        super().__init__()
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.epsilon = epsilon
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def log_power(self, audio: Tensor) -> Tensor:
+        """``audio: Tensor[B, T]`` -> ``log(ε + |STFT|²)``, ``Tensor[B, n_fft / 2 + 1, frames]``."""
+        spec = torch.stft(
+            audio,
+            self.n_fft,
+            self.hop_length,
+            window=self.window.to(audio),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        return torch.log(self.epsilon + spec.real.square() + spec.imag.square())
+
+    def forward(self, generated: Tensor, target: Tensor) -> dict[str, Tensor]:
+        if generated.shape != target.shape:
+            raise ValueError(f"generated {list(generated.shape)} and target {list(target.shape)} differ")
+        spectral = (self.log_power(generated) - self.log_power(target)).abs().mean()
+        return {"spectral": spectral, "total": spectral}
