@@ -55,6 +55,27 @@ class _LastCheckpoint(ModelCheckpoint):
         return "neurorack-last-checkpoint"
 
 
+def checkpoint_callbacks(ckpt_dir: Path, checkpoint_every: int) -> tuple[ModelCheckpoint, _LastCheckpoint]:
+    """A run's two checkpoint callbacks: the best by ``val_loss`` (``best-<epoch>-<step>.ckpt``) and the periodic
+    resume point ``last.ckpt`` (every ``checkpoint_every`` steps, and on an exception)."""
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename=BEST_PREFIX + "-{epoch:04d}-{step:07d}",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    last = _LastCheckpoint(
+        dirpath=ckpt_dir,
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=max(1, checkpoint_every),
+        save_on_exception=True,
+    )
+    return best, last
+
+
 def best_checkpoint(run: Path) -> Path:
     """The checkpoint of a run with the lowest validation loss (``last.ckpt`` when none was validated).
 

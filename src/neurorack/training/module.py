@@ -241,24 +241,8 @@ class ImpactTrainingModule(L.LightningModule):
         return self.current_epoch % self.example_every == 0 and isinstance(self.logger, TensorBoardLogger)
 
     def _log_examples(self, descriptors: Tensor, target: Tensor, audio: Tensor) -> None:
-        import matplotlib.pyplot as plt
-
-        from neurorack.plots import spectrogram_axes
-
         assert isinstance(self.logger, TensorBoardLogger)
-        writer = self.logger.experiment
-        sr = self.model.sample_rate
-        step = self.global_step
-        for i in range(min(self.n_examples, audio.shape[0])):
-            gen = audio[i].detach().float().cpu().clamp(-1, 1)
-            ref = target[i].detach().float().cpu()
-            writer.add_audio(f"examples/{i}/generated", gen.unsqueeze(0), step, sample_rate=sr)
-            writer.add_audio(f"examples/{i}/target", ref.unsqueeze(0), step, sample_rate=sr)
-            fig, axes = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
-            spectrogram_axes(axes[0], ref.numpy().astype(np.float64), sr, "target")
-            spectrogram_axes(axes[1], gen.numpy().astype(np.float64), sr, f"generated (step {step})")
-            fig.tight_layout()
-            writer.add_figure(f"examples/{i}/spectrogram", fig, step, close=True)
+        log_examples(self.logger, "examples", target, audio, self.model.sample_rate, self.global_step, self.n_examples)
 
     # -- optimisation ------------------------------------------------------------------------------------------
     def on_train_start(self) -> None:
@@ -292,6 +276,36 @@ class ImpactTrainingModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch", "frequency": 1},
         }
+
+
+def log_examples(
+    logger: TensorBoardLogger,
+    tag: str,
+    target: Tensor,
+    audio: Tensor,
+    sample_rate: int,
+    step: int,
+    count: int,
+    target_label: str = "target",
+    generated_label: str = "generated",
+) -> None:
+    """TensorBoard audio of the first ``count`` pairs of ``target`` and ``audio`` (``[B, T]``) and their spectrograms,
+    under ``tag/<i>/``."""
+    import matplotlib.pyplot as plt
+
+    from neurorack.plots import spectrogram_axes
+
+    writer = logger.experiment
+    for i in range(min(count, audio.shape[0])):
+        gen = audio[i].detach().float().cpu().clamp(-1, 1)
+        ref = target[i].detach().float().cpu()
+        writer.add_audio(f"{tag}/{i}/generated", gen.unsqueeze(0), step, sample_rate=sample_rate)
+        writer.add_audio(f"{tag}/{i}/target", ref.unsqueeze(0), step, sample_rate=sample_rate)
+        fig, axes = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+        spectrogram_axes(axes[0], ref.numpy().astype(np.float64), sample_rate, target_label)
+        spectrogram_axes(axes[1], gen.numpy().astype(np.float64), sample_rate, f"{generated_label} (step {step})")
+        fig.tight_layout()
+        writer.add_figure(f"{tag}/{i}/spectrogram", fig, step, close=True)
 
 
 def load_checkpoint(path: str | Any, map_location: str = "cpu") -> tuple[ImpactModel, dict[str, Any]]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
@@ -38,7 +38,7 @@ from neurorack.corpus.manifest import write_json_atomic
 from neurorack.errors import NeurorackError
 from neurorack.models.registry import NOTE_CONFIGS, build_note_model, note_config, note_model_names
 from neurorack.notes.nsynth import NoteCorpus, is_note_corpus
-from neurorack.training.checkpoints import _AtomicCheckpointIO, _LastCheckpoint, check_checkpoint
+from neurorack.training.checkpoints import _AtomicCheckpointIO, check_checkpoint, checkpoint_callbacks
 from neurorack.training.note_data import NoteDataset
 from neurorack.training.run_folder import BEST_PREFIX, CHECKPOINT_DIR, LAST_CHECKPOINT, LOG_DIR, Log, _is_launched_child
 from neurorack.training.sing_module import STAGES, SingTrainingModule
@@ -430,21 +430,7 @@ def _fit_stage(
     train_loader = DataLoader(train_set, shuffle=True, drop_last=len(train_set) >= 2 * batch, **loader_args)
     val_loader = DataLoader(val_set, shuffle=False, **loader_args)
     ckpt_dir = stage_dir / CHECKPOINT_DIR
-    best_cb = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename=BEST_PREFIX + "-{epoch:04d}-{step:07d}",
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        auto_insert_metric_name=False,
-    )
-    last_cb = _LastCheckpoint(
-        dirpath=ckpt_dir,
-        save_top_k=0,
-        save_last=True,
-        every_n_train_steps=max(1, checkpoint_every),
-        save_on_exception=True,
-    )
+    best_cb, last_cb = checkpoint_callbacks(ckpt_dir, checkpoint_every)
     summary = _Summary(lambda line: say(f"{stage}: {line}"))
     callbacks: list[Callback] = [best_cb, last_cb, summary]
     if progress:

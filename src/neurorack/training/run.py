@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
@@ -38,13 +38,12 @@ from neurorack.corpus.manifest import write_json_atomic
 from neurorack.errors import NeurorackError
 from neurorack.model_file import LoadedModel, load_model
 from neurorack.models.registry import TINY_CONFIGS, build_model, legacy_kwargs, model_names
-from neurorack.training.checkpoints import _AtomicCheckpointIO, _LastCheckpoint, check_checkpoint
+from neurorack.training.checkpoints import _AtomicCheckpointIO, check_checkpoint, checkpoint_callbacks
 from neurorack.training.data import SegmentDataset, descriptor_statistics
 from neurorack.training.export import DEFAULT_ANCHORS, export_run
 from neurorack.training.module import ImpactTrainingModule
 from neurorack.training.objectives import objective_module
 from neurorack.training.run_folder import (
-    BEST_PREFIX,
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
     LOG_DIR,
@@ -469,21 +468,7 @@ def train(
     train_loader = DataLoader(train_set, shuffle=True, drop_last=len(train_set) >= 2 * batch_size, **loader_args)
     val_loader = DataLoader(val_set, shuffle=False, **loader_args)
 
-    best_cb = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename=BEST_PREFIX + "-{epoch:04d}-{step:07d}",
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        auto_insert_metric_name=False,
-    )
-    last_cb = _LastCheckpoint(
-        dirpath=ckpt_dir,
-        save_top_k=0,
-        save_last=True,
-        every_n_train_steps=max(1, checkpoint_every),
-        save_on_exception=True,
-    )
+    best_cb, last_cb = checkpoint_callbacks(ckpt_dir, checkpoint_every)
     summary = _Summary(say)
     callbacks: list[Callback] = [best_cb, last_cb, LearningRateMonitor(logging_interval="epoch"), summary]
     if progress:

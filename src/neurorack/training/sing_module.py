@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
@@ -31,6 +30,7 @@ from torch.nn import functional as F
 from neurorack.models.registry import build_note_model
 from neurorack.models.sing.sing import Sing
 from neurorack.training.losses import LogPowerSpectralLoss
+from neurorack.training.module import log_examples
 
 #: The training stages, in order.
 STAGES: tuple[str, ...] = ("autoencoder", "sequence", "end-to-end")
@@ -188,24 +188,9 @@ class SingTrainingModule(L.LightningModule):
         return self.current_epoch % self.example_every == 0 and isinstance(self.logger, TensorBoardLogger)
 
     def _log_examples(self, target: Tensor, audio: Tensor) -> None:
-        import matplotlib.pyplot as plt
-
-        from neurorack.plots import spectrogram_axes
-
         assert isinstance(self.logger, TensorBoardLogger)
-        writer = self.logger.experiment
-        sr = self.model.sample_rate
-        step = self.global_step
-        for i in range(min(self.n_examples, audio.shape[0])):
-            gen = audio[i].detach().float().cpu().clamp(-1, 1)
-            ref = target[i].detach().float().cpu()
-            writer.add_audio(f"{self.stage}/{i}/generated", gen.unsqueeze(0), step, sample_rate=sr)
-            writer.add_audio(f"{self.stage}/{i}/target", ref.unsqueeze(0), step, sample_rate=sr)
-            fig, axes = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
-            spectrogram_axes(axes[0], ref.numpy().astype(np.float64), sr, "real note")
-            spectrogram_axes(axes[1], gen.numpy().astype(np.float64), sr, f"{self.stage} (step {step})")
-            fig.tight_layout()
-            writer.add_figure(f"{self.stage}/{i}/spectrogram", fig, step, close=True)
+        sr, step = self.model.sample_rate, self.global_step
+        log_examples(self.logger, self.stage, target, audio, sr, step, self.n_examples, "real note", self.stage)
 
     # -- optimisation --------------------------------------------------------------------------------------------
     def on_train_start(self) -> None:
