@@ -301,7 +301,7 @@ def export_note_run(run: Path, out: Path | None = None, checkpoint: Path | None 
     model.load_state_dict({k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")})
     corpus = NoteCorpus.open(data["corpus"])
     infos = []
-    seen = [n for n in corpus.split("train") + corpus.split("validation")]
+    seen = corpus.split("train") + corpus.split("validation")
     for name in data["instruments"]:
         notes = [n for n in seen if n.instrument_str == name] or [n for n in corpus.notes if n.instrument_str == name]
         pitches = [n.pitch for n in notes] or [0, 127]

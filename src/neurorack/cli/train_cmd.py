@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from neurorack.cli.console import console, err_console
 from neurorack.errors import NeurorackError
+
+if TYPE_CHECKING:
+    from neurorack.training.run import TrainResult
 
 
 def _log(message: str) -> None:
@@ -281,35 +284,30 @@ def train_command(
         progress=progress,
         log=_log,
     )
-    if not result.primary:  # an extra DDP process: the first one reports
-        return
-    if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
-    console.print(
-        f"trained {result.model} for {result.global_step} steps ({result.epochs} epochs, "
-        f"{result.steps_per_second:.2f} steps/s this session); best validation loss {best}",
-        highlight=False,
+    _report(
+        result,
+        json_out,
+        f"for {result.global_step} steps ({result.epochs} epochs, {result.steps_per_second:.2f} steps/s this session)",
     )
-    if result.model_file is not None:
-        console.print(f"model: {result.model_file}", highlight=False)
 
 
 def _train_notes(source: Path, out: Path, *, json_out: bool, **settings: object) -> None:
     from neurorack.training.note_run import train_notes
 
     result = train_notes(source, out=out, log=_log, **settings)  # type: ignore[arg-type]
+    _report(result, json_out, f"to step {result.global_step} of its last stage")
+
+
+def _report(result: TrainResult, json_out: bool, progress: str) -> None:
+    """What a training session prints on stdout: JSON, or a line (``trained MODEL <progress>; best ...``) and
+    the model file. Extra DDP processes print nothing (the first one reports)."""
     if not result.primary:
         return
     if json_out:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
-    console.print(
-        f"trained {result.model} to step {result.global_step} of its last stage; best validation loss {best}",
-        highlight=False,
-    )
+    console.print(f"trained {result.model} {progress}; best validation loss {best}", highlight=False)
     if result.model_file is not None:
         console.print(f"model: {result.model_file}", highlight=False)
 

@@ -38,9 +38,16 @@ from neurorack.corpus.manifest import write_json_atomic
 from neurorack.errors import NeurorackError
 from neurorack.models.registry import NOTE_CONFIGS, build_note_model, note_config, note_model_names
 from neurorack.notes.nsynth import NoteCorpus, is_note_corpus
-from neurorack.training.checkpoints import _AtomicCheckpointIO, check_checkpoint, checkpoint_callbacks
+from neurorack.training.checkpoints import _AtomicCheckpointIO, best_checkpoint, check_checkpoint, checkpoint_callbacks
 from neurorack.training.note_data import NoteDataset
-from neurorack.training.run_folder import BEST_PREFIX, CHECKPOINT_DIR, LAST_CHECKPOINT, LOG_DIR, Log, _is_launched_child
+from neurorack.training.run_folder import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    LOG_DIR,
+    Log,
+    _is_launched_child,
+    read_run_json,
+)
 from neurorack.training.sing_module import STAGES, SingTrainingModule
 from neurorack.training.trainer_setup import (
     _final_metrics,
@@ -90,24 +97,15 @@ def _resolve_config(model: str, model_config: dict[str, Any] | str | None) -> di
 
 
 def _read_run(run: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NeurorackError(f"{run}: not a training run (no run.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NeurorackError(f"{run / 'run.json'}: unreadable ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != NOTE_RUN_FORMAT:
-        raise NeurorackError(f"{run}: not a note model's training run")
-    return data
+    return read_run_json(run, NOTE_RUN_FORMAT, "note model's training run")
 
 
 def _best_or_last(stage_dir: Path) -> Path | None:
-    ckpt_dir = stage_dir / CHECKPOINT_DIR
-    best = sorted(ckpt_dir.glob(f"{BEST_PREFIX}-*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if best:
-        return best[-1]
-    last = ckpt_dir / LAST_CHECKPOINT
-    return last if last.is_file() else None
+    """A stage's best checkpoint (its ``last.ckpt`` before any validation), ``None`` before any checkpoint."""
+    try:
+        return best_checkpoint(stage_dir)
+    except NeurorackError:
+        return None
 
 
 def _load_weights(module: SingTrainingModule, checkpoint: Path) -> None:

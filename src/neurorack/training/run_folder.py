@@ -30,8 +30,8 @@ def _is_launched_child() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
 
 
-def read_run_json(run: Path) -> dict[str, Any]:
-    """The ``run.json`` of a run folder.
+def read_run_json(run: Path, run_format: str = RUN_FORMAT, kind: str = "neurorack run file") -> dict[str, Any]:
+    """The ``run.json`` of a run folder whose ``format`` is ``run_format`` (``kind`` names it in the error).
 
     Raises:
         NeurorackError: missing or unreadable.
@@ -43,8 +43,8 @@ def read_run_json(run: Path) -> dict[str, Any]:
         raise NeurorackError(f"{run}: not a training run (no {RUN_JSON})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NeurorackError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
-    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
-        raise NeurorackError(f"{path}: not a neurorack run file")
+    if not isinstance(data, dict) or data.get("format") != run_format:
+        raise NeurorackError(f"{path}: not a {kind}")
     return data
 
 
