@@ -27,8 +27,9 @@ setup-dev: $(VENV)/.setup-dev
 
 # Debian packages the tests use (drum samples are fetched by the tests themselves with apt-get download):
 # jackd2 (the engine's tests start a private `jackd -d dummy`) and libjack-jackd2-0 (JACK-Client loads it);
-# chromium (the web panel's tests drive it headless with Playwright, never `playwright install`).
-SYSDEPS ?= jackd2 libjack-jackd2-0 chromium
+# chromium (the web panel's tests drive it headless with Playwright, never `playwright install`);
+# fluidsynth (pyfluidsynth loads libfluidsynth) and the TimGM6mb SoundFont (the note-render tests play it).
+SYSDEPS ?= jackd2 libjack-jackd2-0 chromium fluidsynth timgm6mb-soundfont
 sysdeps:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  [ -f $(VENV)/.apt-updated ] || { apt-get update -qq && mkdir -p $(VENV) && touch $(VENV)/.apt-updated; }; \

@@ -7,6 +7,7 @@ the result gets ordinary permissions (``0666 & ~umask``), not ``mkstemp``'s 0600
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from neurorack.errors import NeurorackError
 
 
 def _umask() -> int:
@@ -52,3 +55,21 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON (strict: no NaN) to ``path`` atomically."""
     return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+@contextmanager
+def exclusive_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold ``folder/.lock`` exclusively while a job writes into ``folder``.
+
+    Raises:
+        NeurorackError: another process (``what``, e.g. "`neurorack notes render`") holds it.
+    """
+    with (Path(folder) / ".lock").open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise NeurorackError(f"{folder}: another {what} is writing to this folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

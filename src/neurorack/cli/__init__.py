@@ -19,6 +19,7 @@ from neurorack.cli import (
     describe_cmd,
     eval_cmd,
     export_cmd,
+    notes_cmd,
     play_cmd,
     train_cmd,
     transfer_cmd,
@@ -28,7 +29,7 @@ from neurorack.errors import NeurorackError
 
 app = typer.Typer(
     name="neurorack",
-    help="A playable deep-learning synthesizer: impact sounds from seven audio descriptors.",
+    help="A playable deep-learning synthesizer: impact sounds from seven audio descriptors, notes from SING.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -37,6 +38,7 @@ app = typer.Typer(
 
 describe_cmd.register(app)
 corpus_cmd.register(app)
+notes_cmd.register(app)
 bench_cmd.register(app)
 demo_cmd.register(app)
 export_cmd.register(app)

@@ -9,14 +9,13 @@ and deduplicates by hash and records everything in the manifest, in transactions
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from neurorack.atomic import exclusive_lock
 from neurorack.corpus.manifest import (
     CORPUS_FORMAT,
     CORPUS_JSON,
@@ -43,6 +42,7 @@ from neurorack.corpus.scan import scan_sources
 from neurorack.corpus.workers import run_tasks
 from neurorack.descriptors import DescriptorConfig
 from neurorack.errors import CorpusError
+from neurorack.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def build_corpus(
     candidates, roots = scan_sources(sources, exclude=out_dir)
     _prepare_output(out_dir, settings, config)
     report = BuildReport(out=out_dir, sources=len(candidates))
-    with _exclusive_lock(out_dir):
+    with exclusive_lock(out_dir, "`neurorack corpus build`"):
         conn = connect_manifest(out_dir / MANIFEST_FILE)
         try:
             builder = ManifestWriter(conn, out_dir, report)
@@ -124,11 +124,13 @@ def build_corpus(
             by_path = {c.path: c for c in todo}
             used_jobs = min(n_jobs, len(tasks)) if tasks else 1
             report.jobs = used_jobs
-            with _progress_bar(len(tasks), enabled=progress and bool(tasks)) as advance:
+            with progress_bar(
+                len(tasks), label="building corpus", unit="files", enabled=progress and bool(tasks)
+            ) as advance:
 
                 def on_outcome(outcome: SourceOutcome) -> None:
                     builder.record(by_path[outcome.path], outcome)
-                    advance()
+                    advance(1)
 
                 try:
                     run_tasks(tasks, used_jobs, on_outcome)
@@ -198,46 +200,3 @@ def _prepare_output(out: Path, settings: BuildSettings, config: DescriptorConfig
             "created": utc_now(),
         },
     )
-
-
-@contextmanager
-def _exclusive_lock(out: Path) -> Iterator[None]:
-    with (out / ".lock").open("a") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CorpusError(f"{out}: another `neurorack corpus build` is writing to this corpus") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-@contextmanager
-def _progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[], None]]:
-    """A rich progress bar with ETA on stderr; yields a function advancing it by one file."""
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]building corpus"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task_id = bar.add_task("build", total=total)
-        yield lambda: bar.advance(task_id)
