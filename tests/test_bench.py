@@ -52,14 +52,21 @@ def test_bench_json_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["schema"] == SCHEMA
     assert doc["settings"] == {"seconds": 0.5, "repeats": 2, "threads": 1, "reference": "dsp"}
     assert set(doc["machine"]) == MACHINE_KEYS
-    assert [r["name"] for r in doc["rows"]] == ["describe", "default", "transfer", "silence", "dsp"]
-    assert [r["kind"] for r in doc["rows"]] == ["descriptors", "model", "model", "baseline", "baseline"]
+    names = ["describe", "default", "transfer", "silence", "dsp", "sing-cpu", "sing-paper", "sampler"]
+    assert [r["name"] for r in doc["rows"]] == names
+    kinds = ["descriptors", "model", "model", "baseline", "baseline", "model", "model", "baseline"]
+    assert [r["kind"] for r in doc["rows"]] == kinds
     assert doc["rows"][2]["note"].startswith("streaming transfer")  # the bundled autoencoder, timed as it runs live
     for row in doc["rows"]:
         assert set(row) == ROW_KEYS
         assert row["realtime_factor"] > 0 and row["median_seconds"] > 0
         assert row["realtime_factor"] == pytest.approx(row["audio_seconds"] / row["median_seconds"])
-        assert row["sample_rate"] == 44_100
+        assert row["sample_rate"] == (16_000 if row["name"] in names[5:] else 44_100)
+    # SING notes: one whole 4 s note per run, the sizes in the note
+    sing_cpu, sing_paper = doc["rows"][5], doc["rows"][6]
+    assert sing_cpu["audio_seconds"] == 4.0 and sing_cpu["note"].startswith("one 4 s note; cpu, ")
+    assert "paper, 63.7 M parameters" in sing_paper["note"]  # the paper's ~64 M at generation
+    assert sing_cpu["realtime_factor"] > sing_paper["realtime_factor"]
     ref = doc["rows"][4]["realtime_factor"]
     for row in doc["rows"]:
         assert row["ratio"] == pytest.approx(row["realtime_factor"] / ref)
@@ -72,7 +79,7 @@ def test_bench_models_beside_the_sinc_nsf_reference(tmp_path: Path, capsys: pyte
     from neurorack.models import build_model
 
     path = export_model(build_model("ddsp-impact", hidden=16, layers=1), tmp_path / "mine.safetensors")
-    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--model", str(path)]
+    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--no-notes", "--model", str(path)]
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in doc["rows"]] == ["describe", "mine", "sinc-nsf", "silence", "dsp"]
@@ -82,7 +89,10 @@ def test_bench_models_beside_the_sinc_nsf_reference(tmp_path: Path, capsys: pyte
 
 
 def test_bench_table_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--reference", "describe"]) == 0
+    assert (
+        main(["bench", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--no-notes", "--reference", "describe"])
+        == 0
+    )
     captured = capsys.readouterr()
     assert "× real time" in captured.out and "vs describe" in captured.out
     for name in ("describe", "silence", "dsp"):
@@ -111,7 +121,7 @@ def test_bench_with_a_corpus_adds_nearest(tmp_path: Path, capsys: pytest.Capture
         sf.write(src / f"hit{i}.wav", (0.4 * x).astype(np.float32), 44_100, subtype="FLOAT")
     build_corpus([src], tmp_path / "corpus", jobs=1, progress=False)
     corpus = str(tmp_path / "corpus")
-    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--corpus", corpus]
+    args = ["bench", "--json", "--seconds", "0.25", "--repeats", "1", "--no-engine", "--no-notes", "--corpus", corpus]
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     nearest = doc["rows"][-1]

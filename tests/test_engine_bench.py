@@ -11,7 +11,9 @@ from neurorack.cli import main
 
 
 def test_bench_reports_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--json", "--seconds", "0.1", "--repeats", "1", "--no-sinc-nsf", "--engine"]) == 0
+    assert (
+        main(["bench", "--json", "--seconds", "0.1", "--repeats", "1", "--no-sinc-nsf", "--no-notes", "--engine"]) == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     eng = doc["engine"]
     assert eng["backend"] in ("jack (dummy server)", "null (no jackd)")
@@ -29,5 +31,8 @@ def test_bench_reports_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_without_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--json", "--seconds", "0.1", "--repeats", "1", "--no-sinc-nsf", "--no-engine"]) == 0
+    assert (
+        main(["bench", "--json", "--seconds", "0.1", "--repeats", "1", "--no-sinc-nsf", "--no-notes", "--no-engine"])
+        == 0
+    )
     assert "engine" not in json.loads(capsys.readouterr().out)

@@ -125,6 +125,23 @@ def test_spectral_loss_exact_values() -> None:
     torch.testing.assert_close(spec[0, :, centre], torch.full((513,), float(np.log(1 + 9.0))))
     with pytest.raises(ValueError):
         loss(x, torch.zeros(1, 100))
+    # the linear-magnitude term: |STFT| of the impulse is 3·w[n0] in the frames that see it
+    terms = LogPowerSpectralLoss(magnitude_weight=0.5)(y, x)
+    magnitude = loss.power(y).sqrt().mean()
+    torch.testing.assert_close(terms["magnitude"], magnitude, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(terms["total"], terms["spectral"] + 0.5 * magnitude, atol=1e-5, rtol=1e-5)
+    assert set(loss(y, x)) == {"spectral", "total"}
+    # near silence the log-power term's gradient shrinks with the output, the magnitude term's does not
+    gradients = []
+    for scale in (1e-3, 1e-5):
+        quiet = (scale * torch.randn(1, 4096, generator=torch.Generator().manual_seed(0))).requires_grad_()
+        grads = []
+        for term in ("spectral", "magnitude"):
+            (g,) = torch.autograd.grad(LogPowerSpectralLoss(magnitude_weight=1.0)(quiet, y)[term], quiet)
+            grads.append(float(g.norm()))
+        gradients.append(grads)
+    assert gradients[1][0] < 0.02 * gradients[0][0]  # log-power: about 100x smaller at 100x quieter
+    assert gradients[1][1] > 0.5 * gradients[0][1]  # magnitude: unchanged
 
 
 def test_split_keeps_instrument_pitch_pairs_whole(note_corpus: Path) -> None:

@@ -145,6 +145,18 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def change_speed(audio: np.ndarray, ratio: float) -> np.ndarray:
+    """Play mono float32 ``[T]`` ``ratio`` times faster (pitch up by ``12 · log2(ratio)`` semitones, length
+    ``T / ratio``), as a sampler transposes a sample: soxr (VHQ) resampling from ``ratio · r`` to ``r`` Hz."""
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise AudioError(f"invalid speed ratio {ratio}")
+    if ratio == 1.0:
+        return np.asarray(audio, dtype=np.float32)
+    base = 48_000.0  # any rate: only the ratio matters
+    out = soxr.resample(np.asarray(audio, dtype=np.float32), base * ratio, base, quality="VHQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
 def write_audio(
     path: str | os.PathLike[str],
     audio: np.ndarray,

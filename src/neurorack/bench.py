@@ -66,8 +66,9 @@ from neurorack.metrics.speed import (
     describe_realtime_factor,
     realtime_factor,
     streaming_factor,
+    time_audio,
 )
-from neurorack.models.base import TransferModel
+from neurorack.models.base import NoteModel, TransferModel
 
 if TYPE_CHECKING:
     from neurorack.corpus import Corpus
@@ -214,9 +215,47 @@ def _note(generator: Generator) -> str:
     return ""
 
 
+def default_note_models() -> list[tuple[str, NoteModel, str]]:
+    """SING at the paper's size and at the CPU configuration (untrained: speed does not depend on the weights)."""
+    from neurorack.models.registry import build_note_model, note_config
+
+    torch.manual_seed(0)
+    return [
+        (f"sing-{config}", build_note_model("sing", n_instruments=16, **note_config("sing", config)).eval(), config)
+        for config in ("cpu", "paper")
+    ]
+
+
+def _note_rows(note_models: Sequence[tuple[str, NoteModel, str]], repeats: int, threads: int) -> list[BenchRow]:
+    """One row per note model (one whole note per run, as played) and the sampler baseline beside them."""
+    from neurorack.audio_io import change_speed
+
+    rows = []
+    for name, model, label in note_models:
+        n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
+        symbols = (model.instrument_vector(torch.tensor([0])), torch.tensor([60]), torch.tensor([100.0]))
+
+        def job(model: NoteModel = model, symbols: tuple[torch.Tensor, ...] = symbols) -> object:
+            with torch.inference_mode():
+                return model.generate(*symbols)
+
+        result = time_audio(name, job, model.note_seconds, repeats=repeats, threads=threads)
+        note = f"one {model.note_seconds:g} s note; {label}, {n_params / 1e6:.1f} M parameters"
+        rows.append(BenchRow.from_speed(result, "model", model.sample_rate, note))
+    if note_models:
+        model = note_models[0][1]
+        source = np.sin(2 * np.pi * 440 * np.arange(model.note_samples) / model.sample_rate).astype(np.float32)
+        result = time_audio(
+            "sampler", lambda: change_speed(source, 2 ** (1 / 12)), model.note_seconds, repeats=repeats, threads=threads
+        )
+        rows.append(BenchRow.from_speed(result, "baseline", model.sample_rate, "nearest note transposed (soxr VHQ)"))
+    return rows
+
+
 def run_bench(
     generators: Sequence[Generator],
     *,
+    note_models: Sequence[tuple[str, NoteModel, str]] = (),
     seconds: float = 1.0,
     repeats: int = 5,
     threads: int = 1,
@@ -228,6 +267,8 @@ def run_bench(
 
     Args:
         generators: generators to time, in table order (names must be unique).
+        note_models: ``(row name, model, label)`` of note models (:func:`default_note_models`), timed generating
+            one whole note each, followed by the ``sampler`` baseline row.
         seconds: audio per run, s (synthetic impact curves, :func:`~neurorack.metrics.speed.impact_curves`).
         repeats: timed runs per row, after one warm-up.
         threads: CPU threads (SPEC §6: 1).
@@ -242,6 +283,7 @@ def run_bench(
     if not seconds > 0 or repeats < 1:
         raise NeurorackError(f"need seconds > 0 and repeats >= 1, got {seconds} and {repeats}")
     row_names = (["describe"] if include_descriptors else []) + [g.name for g in generators]
+    row_names += [name for name, _, _ in note_models] + (["sampler"] if note_models else [])
     if len(set(row_names)) != len(row_names):
         raise NeurorackError(f"row names must be unique, got {row_names}")
     if not row_names:
@@ -268,6 +310,9 @@ def run_bench(
         else:
             result = realtime_factor(gen, seconds, repeats, threads)
             rows.append(BenchRow.from_speed(result, kind, gen.sample_rate, _note(gen)))
+    if note_models:
+        say("note models")
+        rows += _note_rows(note_models, repeats, threads)
     ref_rtf = rows[row_names.index(reference)].realtime_factor
     rows = [BenchRow(**{**r.to_dict(), "ratio": r.realtime_factor / ref_rtf if ref_rtf > 0 else None}) for r in rows]
     return BenchReport(seconds, repeats, threads, reference, machine, tuple(rows))

@@ -39,6 +39,13 @@ def bench_command(
     no_sinc_nsf: Annotated[
         bool, typer.Option("--no-sinc-nsf", help="Leave out the faithful sinc-nsf reference row (slow: ~1× real time).")
     ] = False,
+    notes: Annotated[
+        bool,
+        typer.Option(
+            "--notes/--no-notes",
+            help="Also time SING (cpu and paper configurations) generating one 4 s note, beside the sampler baseline.",
+        ),
+    ] = True,
     engine: Annotated[
         bool,
         typer.Option(
@@ -52,10 +59,11 @@ def bench_command(
 
     Rows: describe (44.1 kHz), the bundled model (or each --model), the faithful sinc-nsf at the
     paper's size (the reference of the ratios), the silence and dsp baselines, nearest with
-    --corpus. The input is a synthetic impact's descriptor curves; speed depends on the machine
-    and on its load, so compare rows of one run.
+    --corpus; then SING at its cpu and paper sizes generating one 4 s note at 16 kHz, and the sampler
+    baseline (the nearest note transposed). The impact rows play a synthetic impact's descriptor
+    curves; speed depends on the machine and on its load, so compare rows of one run.
     """
-    from neurorack.bench import default_generators, model_generators, render_table, run_bench
+    from neurorack.bench import default_generators, default_note_models, model_generators, render_table, run_bench
 
     if not seconds > 0:
         raise NeurorackError(f"--seconds must be positive, got {seconds}")
@@ -75,7 +83,14 @@ def bench_command(
         if not json_out:
             err_console.print(f"[dim]timing {name} …[/]", highlight=False)
 
-    report = run_bench(generators, seconds=seconds, repeats=repeats, reference=reference, progress=progress)
+    report = run_bench(
+        generators,
+        note_models=default_note_models() if notes else (),
+        seconds=seconds,
+        repeats=repeats,
+        reference=reference,
+        progress=progress,
+    )
     engine_result = None
     if engine:
         from neurorack.engine.bench import bench_engine

@@ -169,6 +169,12 @@ def eval_command(
     if split not in SPLITS:
         raise NeurorackError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     model_list = list(models or [])
+    from neurorack.notes.nsynth import is_note_corpus
+
+    if is_note_corpus(corpus):
+        _note_eval(model_list, corpus, json_out=json_out, report=report, limit=limit, seed=seed,
+                   no_baselines=no_baselines, split=split)  # fmt: skip
+        return
     opened = Corpus.open(corpus)
     candidates = load_candidates(model_list, opened, baselines=not no_baselines, nearest=split == "test")
     with _progress_bars() as progress:
@@ -205,6 +211,49 @@ def eval_command(
         console.print(render_table(result))
         _print_rows(*accuracy_rows(result), ACCURACY_TITLE)
         _print_rows(*leakage_rows(result), "latent leakage: R² of a fresh regressor from the latent (lower is better)")
+
+
+def _note_eval(
+    models: list[str],
+    corpus: Path,
+    *,
+    json_out: bool,
+    report: Path | None,
+    limit: int | None,
+    seed: int,
+    no_baselines: bool,
+    split: str,
+) -> None:
+    """``eval`` on a note corpus: note models and the sampler baseline on the pitch-completion split."""
+    from neurorack.evaluation.note_protocol import evaluate_notes
+    from neurorack.evaluation.note_report import render_note_table, write_note_report
+    from neurorack.note_model_file import load_note_model
+    from neurorack.notes.nsynth import NoteCorpus
+
+    opened = NoteCorpus.open(corpus)
+    loaded = [(Path(m).stem if Path(m).suffix else m, load_note_model(m)) for m in models]
+    with _progress_bars() as progress:
+        result = evaluate_notes(
+            loaded,
+            opened,
+            split=split,
+            seed=seed,
+            limit=limit,
+            sampler=not no_baselines,
+            examples=4 if report is not None else 0,
+            progress=progress,
+        )
+    if report is not None:
+        args = ["neurorack", "eval", *models, "--corpus", str(corpus), "--split", split, "--seed", str(seed)]
+        args += ["--limit", str(limit)] if limit is not None else []
+        args += ["--no-baselines"] if no_baselines else []
+        written = write_note_report(result, report, command=shlex.join([*args, "--report", str(report)]))
+        if not json_out:
+            err_console.print(f"[dim]wrote {len(written)} files to {report}[/]", highlight=False, soft_wrap=True)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    else:
+        console.print(render_note_table(result))
 
 
 def _print_rows(header: list[str], rows: list[list[str]], title: str) -> None:

@@ -106,6 +106,14 @@ def train_command(
             show_default=False,
         ),
     ] = None,
+    magnitude_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Note models: weight of the linear-magnitude term beside SING's log-power spectral loss (0: the "
+            "paper's loss alone, which collapses to silence on quiet notes). \\[default: 0.1]",
+            show_default=False,
+        ),
+    ] = None,
     augment_fraction: Annotated[
         float | None,
         typer.Option(
@@ -231,6 +239,7 @@ def train_command(
             batch_size=batch_size,
             crop_frames=crop_frames,
             truncation=truncation,
+            magnitude_weight=magnitude_weight,
             devices=devices,
             nodes=nodes,
             accelerator=accelerator,
@@ -245,7 +254,9 @@ def train_command(
             json_out=json_out,
         )
         return
-    for flag, value in (("--stages", stages), ("--crop-frames", crop_frames), ("--truncation", truncation)):
+    note_only = (("--stages", stages), ("--crop-frames", crop_frames), ("--truncation", truncation),
+                 ("--magnitude-weight", magnitude_weight))  # fmt: skip
+    for flag, value in note_only:
         if value is not None:
             raise NeurorackError(f"{flag} is for note models (a note corpus), not impact models")
     from neurorack.training.run import train

@@ -220,24 +220,31 @@ class LogPowerSpectralLoss(nn.Module):
     """SING's spectral loss (Défossez et al. 2018, eq. 3): mean ``|log(ε + |STFT(ŷ)|²) − log(ε + |STFT(y)|²)|``.
 
     Phase-free, so a note can be generated at once without matching the waveform; ``ε = 1`` keeps very quiet
-    bins from dominating. ``generated, target: Tensor[B, T]`` (same length) -> ``{"spectral", "total"}``.
+    bins from dominating. ``generated, target: Tensor[B, T]`` (same length) -> ``{"spectral", "total"}``, plus
+    ``"magnitude"`` when ``magnitude_weight > 0``: the mean L1 distance of the linear magnitudes, whose gradient
+    keeps its size near silence (the log-power term's shrinks with the output: on quiet notes a fresh model
+    collapses to silence and stays there; see docs/sing.md).
 
     Args:
         n_fft, hop_length: the STFT (Hann window of ``n_fft``; paper: 1024, 256).
         epsilon: the floor inside the logarithm (paper: 1).
+        magnitude_weight: weight of the linear-magnitude term in ``total`` (paper: 0).
     """
 
     window: Tensor
 
-    def __init__(self, n_fft: int = 1024, hop_length: int = 256, epsilon: float = 1.0) -> None:
+    def __init__(
+        self, n_fft: int = 1024, hop_length: int = 256, epsilon: float = 1.0, magnitude_weight: float = 0.0
+    ) -> None:
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.epsilon = epsilon
+        self.magnitude_weight = magnitude_weight
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
-    def log_power(self, audio: Tensor) -> Tensor:
-        """``audio: Tensor[B, T]`` -> ``log(ε + |STFT|²)``, ``Tensor[B, n_fft / 2 + 1, frames]``."""
+    def power(self, audio: Tensor) -> Tensor:
+        """``audio: Tensor[B, T]`` -> ``|STFT|²``, ``Tensor[B, n_fft / 2 + 1, frames]``."""
         spec = torch.stft(
             audio,
             self.n_fft,
@@ -247,10 +254,19 @@ class LogPowerSpectralLoss(nn.Module):
             pad_mode="constant",
             return_complex=True,
         )
-        return torch.log(self.epsilon + spec.real.square() + spec.imag.square())
+        return spec.real.square() + spec.imag.square()
+
+    def log_power(self, audio: Tensor) -> Tensor:
+        """``audio: Tensor[B, T]`` -> ``log(ε + |STFT|²)``, ``Tensor[B, n_fft / 2 + 1, frames]``."""
+        return torch.log(self.epsilon + self.power(audio))
 
     def forward(self, generated: Tensor, target: Tensor) -> dict[str, Tensor]:
         if generated.shape != target.shape:
             raise ValueError(f"generated {list(generated.shape)} and target {list(target.shape)} differ")
-        spectral = (self.log_power(generated) - self.log_power(target)).abs().mean()
-        return {"spectral": spectral, "total": spectral}
+        p_gen, p_tgt = self.power(generated), self.power(target)
+        spectral = (torch.log(self.epsilon + p_gen) - torch.log(self.epsilon + p_tgt)).abs().mean()
+        if not self.magnitude_weight:
+            return {"spectral": spectral, "total": spectral}
+        # sqrt of the power, kept differentiable at exact zeros
+        magnitude = ((p_gen + 1e-12).sqrt() - (p_tgt + 1e-12).sqrt()).abs().mean()
+        return {"spectral": spectral, "magnitude": magnitude, "total": spectral + self.magnitude_weight * magnitude}

@@ -68,7 +68,9 @@ DEFAULT_NOTE_MINUTES = 60.0
 #: Share of ``minutes`` each stage gets (the paper's 50 / 50 / 20 epochs, the LSTM stage being cheap here).
 STAGE_SHARES: dict[str, float] = {"autoencoder": 0.4, "sequence": 0.2, "end-to-end": 0.4}
 #: Settings used when neither the caller nor the run being resumed gives them (paper: lr 3e-4, BPTT 32).
-NOTE_DEFAULTS: dict[str, Any] = {"lr": 3e-4, "batch_size": 16, "crop_frames": 64, "truncation": 32, "val_notes": 64}
+NOTE_DEFAULTS: dict[str, Any] = {
+    "lr": 3e-4, "batch_size": 16, "crop_frames": 64, "truncation": 32, "val_notes": 64, "magnitude_weight": 0.1,
+}  # fmt: skip
 EMBEDDINGS_FILE = "embeddings.safetensors"
 
 
@@ -168,6 +170,7 @@ def train_notes(
     batch_size: int | None = None,
     crop_frames: int | None = None,
     truncation: int | None = None,
+    magnitude_weight: float | None = None,
     val_notes: int | None = None,
     devices: int = 1,
     nodes: int = 1,
@@ -193,7 +196,8 @@ def train_notes(
             dict; the number of instruments comes from the corpus.
         stages: which stages to run (default: all, in order; a finished one is skipped on resume unless named).
         minutes, max_steps, max_epochs: budgets (see the module docstring; default 60 minutes).
-        lr, batch_size, crop_frames, truncation: :class:`~.sing_module.SingTrainingModule` (3e-4, 16, 64, 32).
+        lr, batch_size, crop_frames, truncation, magnitude_weight: :class:`~.sing_module.SingTrainingModule`
+            (3e-4, 16, 64, 32, 0.1; the paper's loss is ``magnitude_weight=0``).
         val_notes: validation notes scored per validation (whole notes, default 64).
         devices, nodes, accelerator, threads, seed, num_workers, checkpoint_every, example_every, val_every,
         export, progress, log: as for :func:`neurorack.training.run.train`.
@@ -255,6 +259,7 @@ def train_notes(
         "batch_size": int(setting("batch_size", batch_size)),
         "crop_frames": int(setting("crop_frames", crop_frames)),
         "truncation": int(setting("truncation", truncation)),
+        "magnitude_weight": float(setting("magnitude_weight", magnitude_weight)),
         "val_notes": int(setting("val_notes", val_notes)),
     }
     for name in ("batch_size", "truncation", "val_notes"):
@@ -326,6 +331,7 @@ def train_notes(
             lr=settings["lr"],
             crop_frames=settings["crop_frames"],
             truncation=settings["truncation"],
+            magnitude_weight=settings["magnitude_weight"],
             example_every=example_every,
         )
         stage_dir = run / stage

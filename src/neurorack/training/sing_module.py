@@ -46,6 +46,8 @@ class SingTrainingModule(L.LightningModule):
         lr: Adam learning rate (paper: 3e-4).
         crop_frames: embeddings decoded per note in training (0: whole notes).
         truncation: frames per window of truncated back-propagation in the ``sequence`` stage (paper: 32).
+        magnitude_weight: weight of the linear-magnitude term of the spectral loss (paper: 0; see
+            :class:`~.losses.LogPowerSpectralLoss`).
         example_every: log audio examples and spectrograms every this many epochs (0: never).
         n_examples: examples per logging.
     """
@@ -58,6 +60,7 @@ class SingTrainingModule(L.LightningModule):
         lr: float = 3e-4,
         crop_frames: int = 0,
         truncation: int = 32,
+        magnitude_weight: float = 0.0,
         example_every: int = 5,
         n_examples: int = 2,
     ) -> None:
@@ -79,7 +82,7 @@ class SingTrainingModule(L.LightningModule):
         self.truncation = truncation
         self.example_every = example_every
         self.n_examples = n_examples
-        self.spectral = LogPowerSpectralLoss()
+        self.spectral = LogPowerSpectralLoss(magnitude_weight=magnitude_weight)
         self.automatic_optimization = stage != "sequence"
         self.lr_override: float | None = None
 
@@ -136,6 +139,8 @@ class SingTrainingModule(L.LightningModule):
             decoded, target = self._decode_window(embeddings, audio, start)
         terms = self.spectral(decoded, target)
         self.log("train/spectral", terms["spectral"], on_step=True, on_epoch=True, batch_size=audio.shape[0])
+        if "magnitude" in terms:
+            self.log("train/magnitude", terms["magnitude"], on_step=False, on_epoch=True, batch_size=audio.shape[0])
         self.log("train/total", terms["total"], on_step=False, on_epoch=True, batch_size=audio.shape[0])
         return terms["total"]
 
