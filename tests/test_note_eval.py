@@ -89,6 +89,16 @@ def test_every_candidate_is_scored_on_the_same_unseen_notes(corpus: NoteCorpus, 
         evaluate_notes([("leaky", leaked)], corpus)
 
 
+def test_nr_load_model_tells_note_models_apart(corpus: NoteCorpus, tmp_path: Path) -> None:
+    import neurorack as nr
+
+    path = _model_file(corpus, tmp_path, [])
+    m = nr.load_model(path)
+    assert isinstance(m, nr.LoadedNoteModel) and m.instruments == corpus.instruments
+    assert m.note(0, 60, 100).shape == (4 * SR,)
+    assert isinstance(nr.load_model(), nr.LoadedModel)  # the bundled impact default is unchanged
+
+
 def test_eval_cli_on_a_note_corpus(corpus: NoteCorpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trained = [n.note_str for n in corpus.split("train") + corpus.split("validation")]
     model = _model_file(corpus, tmp_path, trained)

@@ -226,3 +226,31 @@ def test_train_notes_bad_input(note_corpus: Path, tmp_path: Path, capsys: pytest
     assert code != 0 and "unknown stage" in capsys.readouterr().err
     code = main(["train", str(note_corpus), "--out", str(tmp_path / "r2"), "--frames", "3"])
     assert code != 0 and "not a setting of note models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", ["tiny", "cpu"])
+def test_streamed_note_equals_the_whole_note(config: str) -> None:
+    torch.manual_seed(0)
+    model = build_note_model("sing", n_instruments=3, **note_config("sing", config)).eval()
+    symbols = (model.instrument_vector(torch.tensor([1, 2])), torch.tensor([60, 70]), torch.tensor([100.0, 30.0]))
+    with torch.inference_mode():
+        whole = model.generate(*symbols)
+        for chunk in (1, 5, 64):
+            state = model.stream_state(*symbols)
+            parts, frames, first = [], 0, None
+            while not state.done:
+                audio, state = model.stream(state, chunk)
+                frames += chunk
+                if first is None and audio.shape[1]:
+                    first = frames
+                parts.append(audio)
+            streamed = torch.cat(parts, dim=1)
+            assert streamed.shape == whole.shape
+            torch.testing.assert_close(streamed, whole, atol=1e-6 * float(whole.abs().max()), rtol=0)
+            # the first samples come once the decoder's look-back and the dropped padding are generated
+            assert first == -(-model.latency_frames // chunk) * chunk
+        state = model.stream_state(*symbols)
+        audio, state = model.stream(state, model.latency_frames)
+        assert audio.shape == (2, model.stride)  # one hop of the note is final after latency_frames frames
+        audio, state = model.stream(state, 1)
+        assert audio.shape == (2, model.stride)

@@ -13,8 +13,10 @@ the product's (chosen by measurement, see ARCHITECTURE.md), ``tiny`` for tests.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -42,6 +44,33 @@ SING_PAPER: dict[str, Any] = {
 SING_CPU: dict[str, Any] = {**SING_PAPER, "channels": 512, "hidden_size": 256, "layers": 3}
 SING_TINY: dict[str, Any] = {**SING_PAPER, "channels": 16, "dimension": 8, "hidden_size": 16, "layers": 1}
 SING_CONFIGS: dict[str, dict[str, Any]] = {"tiny": SING_TINY, "paper": SING_PAPER, "cpu": SING_CPU}
+
+
+@dataclass(frozen=True)
+class SingStreamState:
+    """Where a streamed note is (see :meth:`Sing.stream`).
+
+    Attributes:
+        symbols: the note's instrument vector ``[B, instrument_dim]``, pitches and velocities ``[B]``.
+        lstm: the sequence generator's state after the last frame (None before the first).
+        frame: the next embedding frame to generate.
+        context: the last ``context - 1`` embeddings ``[B, dimension, ≤ context - 1]``, the decoder's look-back.
+        tail: the overlap-add samples ``[B, kernel_size - stride]`` still waiting for the next grains.
+        skip: decoded samples still to drop before the note starts (the output padding and the margin).
+        left: note samples still to emit.
+    """
+
+    symbols: tuple[Tensor, Tensor, Tensor]
+    lstm: LSTMState | None
+    frame: int
+    context: Tensor
+    tail: Tensor
+    skip: int
+    left: int
+
+    @property
+    def done(self) -> bool:
+        return self.left <= 0
 
 
 @register_note_model("sing", configs=SING_CONFIGS)
@@ -183,3 +212,56 @@ class Sing(NoteModel):
     def generate(self, instrument: Tensor, pitch: Tensor, velocity: Tensor) -> Tensor:
         embeddings, _ = self.embeddings(instrument, pitch, velocity)
         return self.crop(self.decode(embeddings))
+
+    # -- streaming: the note frame by frame, equal to :meth:`generate` ------------------------------------------
+    @property
+    def latency_frames(self) -> int:
+        """Embedding frames to generate before a note's first sample is final (the decoder's look-back and
+        grain overlap, and the dropped output padding and margin)."""
+        skip_grains = -(-(self.kernel_size - self.stride + self.margin + 1) // self.stride)
+        return self.decoder.context - 1 + skip_grains
+
+    def stream_state(self, instrument: Tensor, pitch: Tensor, velocity: Tensor) -> SingStreamState:
+        """The state before a note's first frame: ``instrument`` a vector ``[B, instrument_dim]`` (see
+        :meth:`instrument_vector`), ``pitch``, ``velocity`` ``[B]``."""
+        batch = instrument.shape[0]
+        dimension = int(self.config["dimension"])
+        return SingStreamState(
+            symbols=(instrument, pitch, velocity),
+            lstm=None,
+            frame=0,
+            context=instrument.new_zeros(batch, dimension, 0),
+            tail=instrument.new_zeros(batch, self.kernel_size - self.stride),
+            skip=self.kernel_size - self.stride + self.margin,  # the decoder's output padding, then the margin
+            left=self.note_samples,
+        )
+
+    def stream(self, state: SingStreamState, frames: int) -> tuple[Tensor, SingStreamState]:
+        """Generate ``frames`` more embedding frames and return the note samples they finish, ``[B, n]``.
+
+        ``n`` is ``frames · stride`` once :attr:`latency_frames` frames have been generated (0 before, less at the
+        end); the concatenated chunks equal :meth:`generate` (to float rounding). Frames past the note's end are
+        ignored.
+        """
+        frames = min(int(frames), self.frames - state.frame)
+        batch = state.tail.shape[0]
+        if frames <= 0:
+            return state.tail.new_zeros(batch, 0), state
+        embeddings, lstm = self.embeddings(*state.symbols, start=state.frame, length=frames, state=state.lstm)
+        window = torch.cat([state.context, embeddings], dim=-1)
+        look_back = self.decoder.context - 1
+        advanced = replace(state, lstm=lstm, frame=state.frame + frames, context=window[..., -look_back:])
+        grains = window.shape[-1] - look_back
+        if grains <= 0:
+            return state.tail.new_zeros(batch, 0), replace(advanced, context=window)
+        layer = self.decoder.grains
+        chunk = F.conv_transpose1d(self.decoder.body(window), layer.weight * layer.window, None, self.stride)
+        chunk = chunk.squeeze(1)
+        chunk = torch.cat([chunk[:, : state.tail.shape[1]] + state.tail, chunk[:, state.tail.shape[1] :]], dim=1)
+        final = grains * self.stride
+        out = chunk[:, :final]
+        if layer.bias is not None:
+            out = out + layer.bias
+        drop = min(state.skip, final)
+        out = out[:, drop : drop + state.left]
+        return out, replace(advanced, tail=chunk[:, final:], skip=state.skip - drop, left=state.left - out.shape[1])
