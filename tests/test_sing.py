@@ -4,6 +4,7 @@ and a few steps of each training stage through the CLI on a note corpus in the N
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +255,20 @@ def test_streamed_note_equals_the_whole_note(config: str) -> None:
         assert audio.shape == (2, model.stride)  # one hop of the note is final after latency_frames frames
         audio, state = model.stream(state, 1)
         assert audio.shape == (2, model.stride)
+
+
+@pytest.mark.slow
+def test_ddp_note_run_on_two_cpu_processes(note_corpus: Path, tmp_path: Path) -> None:
+    from test_training import neurorack_script
+
+    run = tmp_path / "ddp"
+    cmd = [str(neurorack_script()), "train", str(note_corpus), "--out", str(run), "--model-config", "tiny",
+           "--max-steps", "2", "--batch-size", "2", "--devices", "2", "--accelerator", "cpu",
+           "--example-every", "0", "--no-progress", "--json"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["global_step"] == 2 and report["primary"]
+    for stage in ("autoencoder", "sequence", "end-to-end"):
+        assert (run / stage / "checkpoints" / "last.ckpt").is_file()
+    assert load_note_model(run / "model.safetensors").instruments == NoteCorpus.open(note_corpus).instruments
