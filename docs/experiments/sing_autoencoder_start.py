@@ -7,7 +7,8 @@ and prints, every 150 steps, on 32 validation notes: SING's spectral loss of the
 divided by silence's (1.0 = no better than silence) and the MR-STFT distance. VARIANT: ``paper`` (the paper's
 loss), ``mag`` / ``mag1`` (+ 0.1 / 1.0 × linear magnitude), ``eps`` (ε = 0.1, + 0.1 magnitude), ``wave``
 (+ 0.1 magnitude + 10 × waveform L1), ``mse`` (+ 0.1 magnitude + 100 × waveform MSE), ``leaky`` (LeakyReLU
-0.2), ``small`` (output kernel initialised 20× smaller), ``linear`` (no nonlinearity, waveform MSE only).
+0.2), ``small`` (output kernel initialised 20× smaller), ``kaiming`` (He initialisation, + 0.1 magnitude),
+``linear`` (no nonlinearity, waveform MSE only).
 LEVEL scales every note (default 1).
 """
 
@@ -37,6 +38,11 @@ def main(corpus_path: str, lr: float, variant: str, steps: int, level: float = 1
     config = note_config("sing", "cpu") | {"n_instruments": len(corpus.instruments)}
     module = SingTrainingModule("sing", config, "autoencoder", crop_frames=64, lr=lr)
     model = module.model
+    if variant.startswith("kaiming"):  # He initialisation: every layer keeps its input's scale
+        for layer in model.modules():
+            if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d)):
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
     if variant == "small":
         model.decoder.grains.weight.data *= 0.05
     if variant in ("leaky", "linear"):
@@ -47,6 +53,8 @@ def main(corpus_path: str, lr: float, variant: str, steps: int, level: float = 1
     paper, mrstft = LogPowerSpectralLoss(), auraloss.freq.MultiResolutionSTFTLoss()
     losses = {
         "mag": LogPowerSpectralLoss(magnitude_weight=0.1),
+        "kaiming": LogPowerSpectralLoss(magnitude_weight=0.1),
+        "kaiming-paper": LogPowerSpectralLoss(),
         "mag1": LogPowerSpectralLoss(magnitude_weight=1.0),
         "eps": LogPowerSpectralLoss(epsilon=0.1, magnitude_weight=0.1),
         "wave": LogPowerSpectralLoss(magnitude_weight=0.1),

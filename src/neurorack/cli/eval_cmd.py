@@ -144,6 +144,10 @@ def eval_command(
     f0 on tonal sounds only), absolute accuracy per descriptor (octaves off the request, on the test
     sounds' curves and on the drawn presets) and speed (× real time, one CPU thread). Baselines:
     silence, dsp and nearest (playing back the corpus's train split).
+
+    On a note corpus (neurorack notes render, or an NSynth download) MODEL... are note models: each
+    plays the test split's notes (unseen pitches of known instruments) beside the sampler baseline
+    (the nearest trained pitch, resampled), scored by SING's spectral loss, MR-STFT and pitch (cents).
     """
     from neurorack.corpus import Corpus
     from neurorack.evaluation import (
