@@ -206,15 +206,12 @@ def eval_command(
             no_speed=no_speed,
             split=split,
         )
-        written = write_report(result, report, command=command)
-        if not json_out:
-            err_console.print(f"[dim]wrote {len(written)} files to {report}[/]", highlight=False, soft_wrap=True)
-    if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
-    else:
-        console.print(render_table(result))
-        _print_rows(*accuracy_rows(result), ACCURACY_TITLE)
-        _print_rows(*leakage_rows(result), "latent leakage: R² of a fresh regressor from the latent (lower is better)")
+        _wrote(write_report(result, report, command=command), report, json_out)
+    if _printed_json(result.to_dict(), json_out):
+        return
+    console.print(render_table(result))
+    _print_rows(*accuracy_rows(result), ACCURACY_TITLE)
+    _print_rows(*leakage_rows(result), "latent leakage: R² of a fresh regressor from the latent (lower is better)")
 
 
 def _note_eval(
@@ -250,14 +247,23 @@ def _note_eval(
     if report is not None:
         args = ["neurorack", "eval", *models, "--corpus", str(corpus), "--split", split, "--seed", str(seed)]
         args += ["--limit", str(limit)] if limit is not None else []
-        args += ["--no-baselines"] if no_baselines else []
-        written = write_note_report(result, report, command=shlex.join([*args, "--report", str(report)]))
-        if not json_out:
-            err_console.print(f"[dim]wrote {len(written)} files to {report}[/]", highlight=False, soft_wrap=True)
-    if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
-    else:
+        args += [*(["--no-baselines"] if no_baselines else []), "--report", str(report)]
+        _wrote(write_note_report(result, report, command=shlex.join(args)), report, json_out)
+    if not _printed_json(result.to_dict(), json_out):
         console.print(render_note_table(result))
+
+
+def _wrote(written: list[Path], report: Path, json_out: bool) -> None:
+    """Say on stderr how many report files were written (not with --json)."""
+    if not json_out:
+        err_console.print(f"[dim]wrote {len(written)} files to {report}[/]", highlight=False, soft_wrap=True)
+
+
+def _printed_json(document: dict[str, object], json_out: bool) -> bool:
+    """With --json, print ``document`` (strict JSON) on stdout and return True."""
+    if json_out:
+        typer.echo(json.dumps(document, indent=2, allow_nan=False))
+    return json_out
 
 
 def _print_rows(header: list[str], rows: list[list[str]], title: str) -> None:

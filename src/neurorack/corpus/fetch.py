@@ -360,11 +360,8 @@ def _run(cmd: list[str], timeout: float, what: str, cwd: Path | None = None) -> 
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # -- copying -------------------------------------------------------------------------------------

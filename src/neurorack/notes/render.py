@@ -154,14 +154,6 @@ def instrument_str(slug: str, preset: Preset) -> str:
     return f"{preset.family}_{preset.source}_{slug}_{preset.bank:03d}_{preset.program:03d}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _threshold() -> float:
     return float(10 ** (SILENCE_DB / 20))
 
@@ -304,13 +296,15 @@ def render_corpus(
     velocity_list = parse_velocities(velocities)
     if not 0.0 < gain <= 10.0:
         raise CorpusError(f"--gain {gain}: must be in (0, 10]")
-    with FluidRenderer(sf_path, gain=gain) as probe:
+    with FluidRenderer(sf_path, gain=gain) as probe:  # checks the file first
+        with sf_path.open("rb") as fh:
+            soundfont_sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
         chosen = select_presets(probe.presets, instruments)
         if not chosen:
             raise CorpusError(f"{sf_path}: --instruments {instruments!r} selects no preset")
         settings = RenderSettings(
             soundfont=str(sf_path),
-            soundfont_sha256=_sha256(sf_path),
+            soundfont_sha256=soundfont_sha256,
             presets=tuple((p.bank, p.program) for p in chosen),
             pitches=pitch_list,
             velocities=velocity_list,
