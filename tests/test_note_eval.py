@@ -99,6 +99,30 @@ def test_nr_load_model_tells_note_models_apart(corpus: NoteCorpus, tmp_path: Pat
     assert isinstance(nr.load_model(), nr.LoadedModel)  # the bundled impact default is unchanged
 
 
+def test_a_streamed_note_equals_the_whole_note(corpus: NoteCorpus, tmp_path: Path) -> None:
+    import soxr
+
+    m = load_note_model(_model_file(corpus, tmp_path, []))
+    stream = m.stream(0, 60, 100)
+    first = stream.read(stream.latency_frames - 1)
+    assert first.size == 0  # nothing is final before latency_frames
+    parts = [first]
+    while not stream.done:
+        parts.append(stream.read(3))
+    np.testing.assert_allclose(np.concatenate(parts), m.note(0, 60, 100), rtol=0, atol=1e-6)
+    morph = {corpus.instruments[0]: 0.5, corpus.instruments[1]: 0.5}
+    stream = m.stream(morph, 55, 80, sample_rate=44_100)  # at the engine's rate: resampled on the way
+    parts = []
+    while not stream.done:
+        parts.append(stream.read(5))
+    whole = soxr.resample(m.note(morph, 55, 80), SR, 44_100, quality="HQ")
+    streamed = np.concatenate(parts)
+    assert streamed.shape == whole.shape == (176_400,)
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5 * float(np.abs(whole).max()) + 1e-7)
+    with pytest.raises(NeurorackError, match="outside the range"):
+        m.stream(0, 100, 100)
+
+
 def test_eval_cli_on_a_note_corpus(corpus: NoteCorpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trained = [n.note_str for n in corpus.split("train") + corpus.split("validation")]
     model = _model_file(corpus, tmp_path, trained)

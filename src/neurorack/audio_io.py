@@ -145,6 +145,22 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+class StreamResampler:
+    """Resample mono float32 audio chunk by chunk from ``sr_in`` to ``sr_out`` Hz (soxr, ``HQ``: the
+    latency-friendly quality); the chunks concatenate to one resampled signal."""
+
+    def __init__(self, sr_in: int, sr_out: int) -> None:
+        if sr_in <= 0 or sr_out <= 0:
+            raise AudioError(f"invalid sample rates {sr_in} -> {sr_out} Hz")
+        self.sr_in, self.sr_out = sr_in, sr_out
+        self._stream = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
+
+    def process(self, chunk: np.ndarray, last: bool = False) -> np.ndarray:
+        """The resampled samples ``chunk: float32[T]`` completes (``last`` flushes the filter's tail)."""
+        out = self._stream.resample_chunk(np.ascontiguousarray(chunk, dtype=np.float32), last=last)
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
 def change_speed(audio: np.ndarray, ratio: float) -> np.ndarray:
     """Play mono float32 ``[T]`` ``ratio`` times faster (pitch up by ``12 · log2(ratio)`` semitones, length
     ``T / ratio``), as a sampler transposes a sample: soxr (VHQ) resampling from ``ratio · r`` to ``r`` Hz."""

@@ -195,6 +195,20 @@ class LoadedNoteModel:
         chosen = [self.instrument_info[i] for i in np.flatnonzero(w > 0)]
         return max(i.low for i in chosen), min(i.high for i in chosen)
 
+    def _checked(
+        self, instrument: str | int | Mapping[str | int, float], pitch: int, velocity: float
+    ) -> tuple[np.ndarray, int, float]:
+        """The mixing weights, pitch and velocity of a note, checked (one-line errors)."""
+        w = self.weights(instrument)
+        if isinstance(pitch, bool) or not isinstance(pitch, (int, np.integer)):
+            raise NeurorackError(f"pitch must be a MIDI note number (int), got {pitch!r}")
+        low, high = self.pitch_range(instrument)
+        if not low <= int(pitch) <= high:
+            raise NeurorackError(f"pitch {pitch} is outside the range this instrument was trained on ({low}-{high})")
+        if not np.isfinite(velocity) or not 1 <= velocity <= 127:
+            raise NeurorackError(f"velocity must lie in 1-127, got {velocity}")
+        return w, int(pitch), float(velocity)
+
     def note(
         self,
         instrument: str | int | Mapping[str | int, float],
@@ -216,14 +230,7 @@ class LoadedNoteModel:
             NeurorackError: an unknown instrument, a pitch outside its range, a velocity outside 1–127, a length
                 that is not positive.
         """
-        w = self.weights(instrument)
-        if isinstance(pitch, bool) or not isinstance(pitch, (int, np.integer)):
-            raise NeurorackError(f"pitch must be a MIDI note number (int), got {pitch!r}")
-        low, high = self.pitch_range(instrument)
-        if not low <= int(pitch) <= high:
-            raise NeurorackError(f"pitch {pitch} is outside the range this instrument was trained on ({low}-{high})")
-        if not np.isfinite(velocity) or not 1 <= velocity <= 127:
-            raise NeurorackError(f"velocity must lie in 1-127, got {velocity}")
+        w, pitch, velocity = self._checked(instrument, pitch, velocity)
         seconds = self.note_seconds if seconds is None else float(seconds)
         if not np.isfinite(seconds) or seconds <= 0:
             raise NeurorackError(f"seconds must be positive, got {seconds}")
@@ -240,8 +247,65 @@ class LoadedNoteModel:
             return out
         return np.pad(out, (0, n - len(out)))
 
+    def stream(
+        self,
+        instrument: str | int | Mapping[str | int, float],
+        pitch: int,
+        velocity: float = 100,
+        sample_rate: int | None = None,
+    ) -> NoteStream:
+        """A note generated piece by piece (:class:`NoteStream`), at ``sample_rate`` (default the model's).
+
+        Raises:
+            NeurorackError: as :meth:`note`, or a rate that is not positive.
+        """
+        w, pitch, velocity = self._checked(instrument, pitch, velocity)
+        rate = self.sample_rate if sample_rate is None else int(sample_rate)
+        if rate <= 0:
+            raise NeurorackError(f"sample_rate must be positive, got {sample_rate}")
+        return NoteStream(self.model, w, pitch, velocity, rate)
+
     def __repr__(self) -> str:
         return f"LoadedNoteModel({self.model.name}, {len(self.instruments)} instruments, {self.sample_rate} Hz)"
+
+
+class NoteStream:
+    """One note generated a few frames at a time (what a played note-on starts from).
+
+    ``read(frames)`` returns the next samples (``float32``, at :attr:`sample_rate`) that ``frames`` more model
+    frames finish; nothing comes out until :attr:`latency_frames` frames have been generated. The pieces
+    concatenate to :meth:`LoadedNoteModel.note` (resampled when the rate differs).
+    """
+
+    def __init__(self, model: NoteModel, weights: np.ndarray, pitch: int, velocity: float, sample_rate: int) -> None:
+        from neurorack.audio_io import StreamResampler
+
+        self.model = model
+        self.sample_rate = sample_rate
+        with torch.inference_mode():
+            vector = model.instrument_vector(torch.from_numpy(weights).unsqueeze(0))
+            self._state = model.stream_state(vector, torch.tensor([pitch]), torch.tensor([velocity]))
+        self._resampler = None if sample_rate == model.sample_rate else StreamResampler(model.sample_rate, sample_rate)
+
+    @property
+    def latency_frames(self) -> int:
+        return int(self.model.latency_frames)
+
+    @property
+    def done(self) -> bool:
+        """True once the whole note has been read."""
+        return bool(self._state.done)
+
+    def read(self, frames: int = 1) -> np.ndarray:
+        """The samples ``frames`` more frames finish, ``float32[n]`` (empty once :attr:`done`)."""
+        if self.done:
+            return np.zeros(0, dtype=np.float32)
+        with torch.inference_mode():
+            audio, self._state = self.model.stream(self._state, frames)
+        out = audio[0].numpy().astype(np.float32)
+        if self._resampler is not None:
+            out = self._resampler.process(out, last=self.done)
+        return out
 
 
 def load_note_model(name_or_path: str | os.PathLike[str]) -> LoadedNoteModel:

@@ -279,3 +279,17 @@ class NoteModel(nn.Module):
         """Notes ``Tensor[B, note_samples]`` for instrument vectors (:meth:`instrument_vector`) ``[B, ...]``,
         MIDI pitches ``LongTensor[B]`` and MIDI velocities ``Tensor[B]``."""
         raise NotImplementedError
+
+    @property
+    def latency_frames(self) -> int:
+        """Frames :meth:`stream` must generate before the first sample of a note is final."""
+        raise NotImplementedError
+
+    def stream_state(self, instrument: Tensor, pitch: Tensor, velocity: Tensor) -> Any:
+        """The streaming state before a note's first frame (arguments as :meth:`generate`)."""
+        raise NotImplementedError
+
+    def stream(self, state: Any, frames: int) -> tuple[Tensor, Any]:
+        """``frames`` more frames of the note -> (the samples they finish ``Tensor[B, n]``, the new state); the
+        chunks concatenate to :meth:`generate`. The state has a ``done`` attribute."""
+        raise NotImplementedError
