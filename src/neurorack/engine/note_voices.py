@@ -1,0 +1,270 @@
+"""Polyphonic note voices: notes of a note model (SING) streamed into preallocated buffers as they play.
+
+A note-on (audio thread) takes a free voice and posts a request; the note thread
+(:class:`NoteVoices` runs one) streams the note with :meth:`~neurorack.note_model_file.LoadedNoteModel.stream`
+at the engine's rate into that voice's buffer, the first samples as soon as the model's look-back allows
+(``latency_frames``), then keeps every sounding voice ``ahead_ms`` ahead of its play position, the voice
+closest to running dry first. The audio thread only copies what is there (:meth:`NoteVoices.mix`): no lock,
+no allocation, no model. A note-off fades the voice out over ``release_ms``; a note sounds at most the
+model's note length (SING: 4 s, its own release from 3 s). When every voice sounds, the oldest is stolen (it
+fades out on a spare buffer while the new note starts).
+
+Ownership: lists indexed by voice. The audio thread owns ``key``, ``pos``, ``delay``, ``gain``, ``fading``,
+``generation``; the note thread owns ``written`` and ``written_generation`` (samples of the note of that
+generation ready in the buffer). A voice plays only samples its own generation published, so a reused buffer
+never plays the previous note.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+
+import numpy as np
+
+from neurorack.errors import NeurorackError
+from neurorack.note_model_file import LoadedNoteModel, NoteStream
+
+#: Frames streamed per step once a note has started (each is ``stride`` model samples).
+STEP_FRAMES = 4
+#: Idle wait of the note thread between looks at the voices, s.
+POLL_SECONDS = 0.0005
+
+
+class NoteVoices:
+    """Up to ``voices`` notes at once of one note model, at ``sample_rate``.
+
+    Args:
+        model: the note model.
+        sample_rate: the engine's rate, Hz (notes are resampled to it as they stream).
+        max_block: the largest block :meth:`mix` will see, samples.
+        voices: notes sounding at once (a further note-on steals the oldest), 1–32.
+        release_ms: fade-out after a note-off, ms.
+        ahead_ms: how far ahead of its play position each voice is kept rendered, ms.
+    """
+
+    def __init__(
+        self,
+        model: LoadedNoteModel,
+        sample_rate: int,
+        max_block: int,
+        *,
+        voices: int = 8,
+        release_ms: float = 60.0,
+        ahead_ms: float = 150.0,
+    ) -> None:
+        if not 1 <= voices <= 32:
+            raise NeurorackError(f"note voices must lie in 1..32, got {voices}")
+        self.model = model
+        self.sample_rate = int(sample_rate)
+        self.limit = voices
+        self.capacity = 2 * voices  # stolen voices fade out on the spare half
+        self.fade = max(1, round(release_ms * 1e-3 * sample_rate))
+        self.ahead = max(max_block, round(ahead_ms * 1e-3 * sample_rate))
+        self.max_samples = math.ceil(model.note_seconds * sample_rate) + 1024  # + the resampler's rounding
+        self.buffers = [np.zeros(self.max_samples, dtype=np.float32) for _ in range(self.capacity)]
+        self._ramp = np.linspace(1.0, 0.0, self.fade, dtype=np.float32)
+        self._tmp = np.zeros(max_block, dtype=np.float32)
+        cap = self.capacity
+        # audio thread
+        self.key = [-1] * cap  # MIDI pitch held, -1 = free or fading
+        self.active = [False] * cap
+        self.pos = [0] * cap
+        self.delay = [0] * cap
+        self.gain = [1.0] * cap
+        self.fading = [-1] * cap  # samples of fade left, -1 = not fading
+        self.serial = [0] * cap
+        self.generation = [0] * cap
+        self._next_serial = 1
+        # note thread
+        self.written = [0] * cap
+        self.written_generation = [0] * cap
+        self.finished = [False] * cap  # the note's last sample is written
+        self._requests: deque[tuple[int, int, int, float, np.ndarray]] = deque()
+        self._weights = model.weights(0)
+        self._range = model.pitch_range(0)
+        self._instrument: str | int | Mapping[str | int, float] = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        #: Notes started, stolen, refused (outside the instrument's range), and periods a voice waited for audio.
+        self.started = 0
+        self.stolen = 0
+        self.refused = 0
+        self.waits = 0
+
+    # -- control thread ---------------------------------------------------------------------------------------
+    def set_instrument(self, instrument: str | int | Mapping[str | int, float]) -> None:
+        """The instrument (name, index, or ``{name: weight}`` morph) of the next notes.
+
+        Raises:
+            NeurorackError: unknown instruments or bad weights.
+        """
+        weights = self.model.weights(instrument)
+        self._range = self.model.pitch_range(instrument)
+        self._weights = weights  # one reference store: the audio thread snapshots it at note-on
+        self._instrument = instrument
+
+    @property
+    def instrument(self) -> str | int | Mapping[str | int, float]:
+        return self._instrument
+
+    @property
+    def pitch_range(self) -> tuple[int, int]:
+        """MIDI pitches the current instrument plays."""
+        return self._range
+
+    def start(self) -> NoteVoices:
+        """Start the note thread (after one silent note through the model, so the first played note does not
+        pay for the model's first call)."""
+        warm = self.model.stream(0, self._range[0], 100, sample_rate=self.sample_rate)
+        warm.read(warm.latency_frames + STEP_FRAMES)
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="neurorack-notes", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the note thread (voices go silent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    # -- audio thread ---------------------------------------------------------------------------------------------
+    def note_on(self, pitch: int, velocity: int, offset: int = 0) -> int:
+        """Start a note ``offset`` samples into the next block; the voice index, or -1 when refused (a pitch
+        outside the instrument's range, counted in :attr:`refused`)."""
+        low, high = self._range
+        if not low <= pitch <= high or not 1 <= velocity <= 127:
+            self.refused += 1
+            return -1
+        sounding = 0
+        oldest = -1
+        for i in range(self.capacity):
+            if self.active[i] and self.fading[i] < 0:
+                sounding += 1
+                if oldest < 0 or self.serial[i] < self.serial[oldest]:
+                    oldest = i
+        if sounding >= self.limit and oldest >= 0:
+            self._release(oldest)
+            self.stolen += 1
+        free = -1
+        for i in range(self.capacity):
+            if not self.active[i]:
+                free = i
+                break
+        if free < 0:  # every buffer busy fading: take the one closest to silence
+            free = min(range(self.capacity), key=lambda i: self.fading[i] if self.fading[i] >= 0 else 1 << 30)
+        self.generation[free] += 1
+        self.key[free] = pitch
+        self.active[free] = True
+        self.pos[free] = 0
+        self.delay[free] = offset
+        self.gain[free] = 1.0
+        self.fading[free] = -1
+        self.serial[free] = self._next_serial
+        self._next_serial += 1
+        self.started += 1
+        self._requests.append((free, self.generation[free], pitch, float(velocity), self._weights))
+        return free
+
+    def note_off(self, pitch: int) -> None:
+        """Release every voice holding ``pitch``."""
+        for i in range(self.capacity):
+            if self.key[i] == pitch:
+                self._release(i)
+
+    def _release(self, i: int) -> None:
+        self.key[i] = -1
+        if self.fading[i] < 0:
+            self.fading[i] = self.fade
+
+    def clear(self) -> None:
+        """Silence every voice at once."""
+        for i in range(self.capacity):
+            self.key[i] = -1
+            self.active[i] = False
+
+    def sounding(self) -> int:
+        return sum(self.active)
+
+    def mix(self, out: np.ndarray) -> int:
+        """Add every voice's next ``len(out)`` samples into ``out`` (in place); returns the voices sounding."""
+        n = out.shape[0]
+        sounding = 0
+        for i in range(self.capacity):
+            if not self.active[i]:
+                continue
+            sounding += 1
+            d = self.delay[i]
+            if d >= n:
+                self.delay[i] = d - n
+                continue
+            pos = self.pos[i]
+            ready = self.written[i] if self.written_generation[i] == self.generation[i] else 0
+            m = min(n - d, ready - pos)
+            fl = self.fading[i]
+            if fl >= 0:
+                m = min(m, fl)
+            if m <= 0:
+                if fl == 0 or (self.finished[i] and self.written_generation[i] == self.generation[i]):
+                    self.active[i] = False
+                elif fl < 0:
+                    self.waits += 1  # the note thread is late: the voice holds its place
+                continue
+            t = self._tmp[:m]
+            np.multiply(self.buffers[i][pos : pos + m], self.gain[i], out=t)
+            if fl >= 0:
+                start = self.fade - fl
+                t *= self._ramp[start : start + m]
+                self.fading[i] = fl - m
+            seg = out[d : d + m]
+            seg += t
+            self.pos[i] = pos + m
+            self.delay[i] = 0
+        return sounding
+
+    # -- note thread -------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        streams: dict[int, tuple[int, NoteStream]] = {}
+        while not self._stop.is_set():
+            while self._requests:
+                voice, generation, pitch, velocity, weights = self._requests.popleft()
+                mapping: dict[str | int, float] = {k: float(w) for k, w in enumerate(weights) if w > 0}
+                stream = self.model.stream(mapping, pitch, velocity, sample_rate=self.sample_rate)
+                self.written[voice] = 0
+                self.finished[voice] = False
+                self.written_generation[voice] = generation
+                streams[voice] = (generation, stream)
+                self._write(voice, stream.read(stream.latency_frames))
+            for voice in [v for v, (g, _) in streams.items() if g != self.generation[v] or not self.active[v]]:
+                del streams[voice]  # stolen and reused, or gone silent
+            hungry = [
+                (self.written[v] - self.pos[v], v)
+                for v in streams
+                if self.written[v] - self.pos[v] < self.ahead and self.fading[v] != 0
+            ]
+            if not hungry:
+                time.sleep(POLL_SECONDS)
+                continue
+            _, voice = min(hungry)
+            generation, stream = streams[voice]
+            self._write(voice, stream.read(STEP_FRAMES))
+            if stream.done:
+                self.finished[voice] = True
+                del streams[voice]
+
+    def _write(self, voice: int, audio: np.ndarray) -> None:
+        """Append ``audio`` to the voice's buffer, then publish it (the audio thread reads up to ``written``)."""
+        start = self.written[voice]
+        n = min(audio.shape[0], self.max_samples - start)
+        if n > 0:
+            self.buffers[voice][start : start + n] = audio[:n]
+            self.written[voice] = start + n

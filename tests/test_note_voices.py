@@ -1,0 +1,114 @@
+"""Note voices: a played note is the model's note (at the engine's rate, where the note-on falls in the block),
+a note-off fades it, polyphony steals the oldest, pitches outside the range are refused, morphs mix embeddings.
+The note thread is real; the tests wait for it instead of timing it (its latency is measured by the bench)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+import torch
+
+from neurorack.engine.note_voices import NoteVoices
+from neurorack.errors import NeurorackError
+from neurorack.models.registry import build_note_model, note_config
+from neurorack.note_model_file import InstrumentInfo, LoadedNoteModel, export_note_model, load_note_model
+
+BLOCK = 128
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> LoadedNoteModel:
+    torch.manual_seed(0)
+    model = build_note_model("sing", n_instruments=2, **note_config("sing", "tiny")).eval()
+    infos = [InstrumentInfo("a", "keyboard", "acoustic", 40, 80), InstrumentInfo("b", "bass", "synthetic", 30, 60)]
+    return load_note_model(export_note_model(model, tmp_path_factory.mktemp("nv") / "n.safetensors", infos))
+
+
+def _play(voices: NoteVoices, blocks: int) -> np.ndarray:
+    """``blocks`` audio periods, each mixed once the note thread has rendered what it needs (no timing)."""
+    out = np.zeros(blocks * BLOCK, dtype=np.float32)
+    for b in range(blocks):
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            ready = all(
+                not voices.active[i]
+                or voices.finished[i]
+                or (voices.written_generation[i] == voices.generation[i] and voices.written[i] - voices.pos[i] >= BLOCK)
+                for i in range(voices.capacity)
+            )
+            if ready:
+                break
+            time.sleep(0.001)
+        voices.mix(out[b * BLOCK : (b + 1) * BLOCK])
+    return out
+
+
+def test_a_played_note_is_the_models_note(notes: LoadedNoteModel) -> None:
+    voices = NoteVoices(notes, 16_000, BLOCK, voices=4).start()
+    try:
+        assert voices.note_on(60, 100, offset=5) >= 0
+        out = _play(voices, 510)  # 4 s and a bit
+    finally:
+        voices.stop()
+    note = notes.note(0, 60, 100)
+    np.testing.assert_allclose(out[5 : 5 + len(note)], note, rtol=0, atol=1e-6)
+    assert not out[:5].any() and not out[5 + len(note) :].any()
+    assert voices.sounding() == 0 and voices.waits == 0
+
+
+def test_notes_at_the_engine_rate_and_morphs(notes: LoadedNoteModel) -> None:
+    voices = NoteVoices(notes, 44_100, BLOCK, voices=4)
+    morph = {"a": 0.5, "b": 0.5}
+    voices.set_instrument(morph)
+    assert voices.pitch_range == (40, 60)  # the pitches both instruments play
+    voices.start()
+    try:
+        voices.note_on(50, 80)
+        out = _play(voices, 1400)
+    finally:
+        voices.stop()
+    whole = soxr.resample(notes.note(morph, 50, 80), 16_000, 44_100, quality="HQ")
+    np.testing.assert_allclose(out[: len(whole)], whole, rtol=0, atol=1e-5 * float(np.abs(whole).max()) + 1e-7)
+
+
+def test_note_off_fades_and_polyphony_steals_the_oldest(notes: LoadedNoteModel) -> None:
+    voices = NoteVoices(notes, 16_000, BLOCK, voices=2, release_ms=20.0).start()
+    try:
+        voices.note_on(60, 100)
+        voices.note_on(62, 100)
+        _play(voices, 10)
+        assert voices.sounding() == 2
+        voices.note_on(64, 100)  # a third note: the first (oldest) fades out on a spare buffer
+        assert voices.stolen == 1 and voices.key.count(60) == 0
+        _play(voices, 10)
+        assert voices.sounding() == 2 and sorted(k for k in voices.key if k >= 0) == [62, 64]
+        voices.note_off(62)
+        voices.note_off(64)
+        tail = _play(voices, 8)  # 20 ms of release at 16 kHz = 320 samples
+        assert voices.sounding() == 0
+        assert np.abs(tail[: BLOCK // 2]).max() > 0 and not tail[3 * BLOCK :].any()
+        assert voices.note_on(100, 100) == -1 and voices.refused == 1  # outside instrument a's 40-80
+        assert voices.note_on(60, 0) == -1 and voices.refused == 2
+    finally:
+        voices.stop()
+    with pytest.raises(NeurorackError):
+        voices.set_instrument("no-such-instrument")
+    with pytest.raises(NeurorackError):
+        NoteVoices(notes, 16_000, BLOCK, voices=0)
+
+
+def test_the_voices_stay_within_their_buffers(notes: LoadedNoteModel, tmp_path: Path) -> None:
+    voices = NoteVoices(notes, 48_000, BLOCK, voices=8).start()
+    try:
+        for k in range(8):
+            voices.note_on(44 + k, 25 + 12 * k, offset=k)
+        out = _play(voices, 1600)  # every note to its end at 48 kHz
+    finally:
+        voices.stop()
+    assert voices.sounding() == 0 and voices.started == 8 and voices.stolen == 0
+    assert np.isfinite(out).all() and np.abs(out).max() > 0
+    assert max(voices.written) <= voices.max_samples
