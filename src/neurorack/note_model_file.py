@@ -253,8 +253,11 @@ class LoadedNoteModel:
         pitch: int,
         velocity: float = 100,
         sample_rate: int | None = None,
+        low_latency: bool = False,
     ) -> NoteStream:
-        """A note generated piece by piece (:class:`NoteStream`), at ``sample_rate`` (default the model's).
+        """A note generated piece by piece (:class:`NoteStream`), at ``sample_rate`` (default the model's);
+        ``low_latency`` resamples with soxr's ``LQ`` (sound from the first frames on, the top of the band
+        dulled: see :class:`~neurorack.audio_io.StreamResampler`) instead of ``HQ``.
 
         Raises:
             NeurorackError: as :meth:`note`, or a rate that is not positive.
@@ -263,7 +266,7 @@ class LoadedNoteModel:
         rate = self.sample_rate if sample_rate is None else int(sample_rate)
         if rate <= 0:
             raise NeurorackError(f"sample_rate must be positive, got {sample_rate}")
-        return NoteStream(self.model, w, pitch, velocity, rate)
+        return NoteStream(self.model, w, pitch, velocity, rate, quality="LQ" if low_latency else "HQ")
 
     def __repr__(self) -> str:
         return f"LoadedNoteModel({self.model.name}, {len(self.instruments)} instruments, {self.sample_rate} Hz)"
@@ -277,7 +280,15 @@ class NoteStream:
     concatenate to :meth:`LoadedNoteModel.note` (resampled when the rate differs).
     """
 
-    def __init__(self, model: NoteModel, weights: np.ndarray, pitch: int, velocity: float, sample_rate: int) -> None:
+    def __init__(
+        self,
+        model: NoteModel,
+        weights: np.ndarray,
+        pitch: int,
+        velocity: float,
+        sample_rate: int,
+        quality: str = "HQ",
+    ) -> None:
         from neurorack.audio_io import StreamResampler
 
         self.model = model
@@ -285,7 +296,8 @@ class NoteStream:
         with torch.inference_mode():
             vector = model.instrument_vector(torch.from_numpy(weights).unsqueeze(0))
             self._state = model.stream_state(vector, torch.tensor([pitch]), torch.tensor([velocity]))
-        self._resampler = None if sample_rate == model.sample_rate else StreamResampler(model.sample_rate, sample_rate)
+        same_rate = sample_rate == model.sample_rate
+        self._resampler = None if same_rate else StreamResampler(model.sample_rate, sample_rate, quality)
 
     @property
     def latency_frames(self) -> int:

@@ -112,6 +112,15 @@ def play_command(
             "--transfer-block", help="With --transfer: samples per model call (a multiple of the model's hop)."
         ),
     ] = 1024,
+    notes: Annotated[
+        str | None,
+        typer.Option(
+            "--notes",
+            help="A note model (SING, from neurorack train on a note corpus) whose notes MIDI keys play beside the "
+            "impacts; program change picks the instrument (MIDI map key notes = false keeps notes on the gates).",
+        ),
+    ] = None,
+    note_voices: Annotated[int, typer.Option("--note-voices", help="With --notes: notes sounding at once.")] = 8,
 ) -> None:
     """Play the instrument: gate 1 plays the current impact, gate 2 re-renders it from the CVs;
     CV 1 moves between anchors, CV 2–4 drive loudness, brightness and inharmonicity. Controls come
@@ -147,7 +156,7 @@ def play_command(
         )
     if connect_input is not None and not transfer:
         raise NeurorackError("--connect-input only makes sense with --transfer")
-    mapping = load_midi_map(midi_map)
+    mapping = load_midi_map(midi_map, notes_default=notes is not None)
     if record is not None:
         check_record_path(record)
     if device is not None:
@@ -162,8 +171,9 @@ def play_command(
 
     old_term = signal.signal(signal.SIGTERM, on_signal)
     engine = _open_engine(
-        model, audio, period, voices, mapping, jack_name, connect, transfer, transfer_block, connect_input
-    )
+        model, audio, period, voices, mapping, jack_name, connect, transfer, transfer_block, connect_input,
+        notes=notes, note_voices=note_voices,
+    )  # fmt: skip
     surfaces: list[Any] = []
     saved: Path | None = None
     try:
@@ -240,6 +250,9 @@ def _open_engine(
     transfer: bool = False,
     transfer_block: int = 1024,
     connect_input: str | None = None,
+    *,
+    notes: str | None = None,
+    note_voices: int = 8,
 ) -> Any:
     """The engine on ``audio``; ``auto`` is JACK when a server answers, else the null backend (said on
     stderr) — except with ``transfer``, which needs JACK's input."""
@@ -260,6 +273,8 @@ def _open_engine(
                 transfer=transfer,
                 transfer_block=transfer_block,
                 connect_input=connect_input,
+                notes=notes,
+                note_voices=note_voices,
             )
         except NeurorackError as exc:
             if transfer and "--audio null" in str(exc):  # no fallback without an input
@@ -273,10 +288,16 @@ def _open_engine(
 def _midi_to_engine(engine: Any, data: bytes) -> None:
     """ALSA/RtMidi message → the engine (on RtMidi's thread: post, never block)."""
     from neurorack.engine.calibration import volts_for
-    from neurorack.engine.midi import CV, GATE_OFF, GATE_ON, MALFORMED
+    from neurorack.engine.midi import CV, GATE_OFF, GATE_ON, MALFORMED, NOTE_OFF, NOTE_ON, PROGRAM
 
     kind, index, value = engine.midi_map.decode(data)
-    if kind == GATE_ON:
+    if kind == NOTE_ON:
+        engine.play_note(index, int(value))
+    elif kind == NOTE_OFF:
+        engine.release_note(index)
+    elif kind == PROGRAM:
+        engine.select_instrument(index)
+    elif kind == GATE_ON:
         engine.gate(index, True, value)
     elif kind == GATE_OFF:
         engine.gate(index, False)

@@ -13,6 +13,8 @@ from collections import deque
 #: Event kinds.
 GATE = 0  # (GATE, index 1|2, high 0|1, velocity 0..1)
 PANIC = 1  # (PANIC, 0, 0, 0.0): silence every voice
+NOTE = 2  # (NOTE, MIDI pitch, on 1 | off 0, velocity 1..127): the note voices
+PROGRAM = 3  # (PROGRAM, program, 0, 0.0): the note voices' instrument
 
 Event = tuple[int, int, int, float]
 

@@ -41,21 +41,24 @@ import numpy as np
 
 from neurorack.engine import calibration as cal
 from neurorack.engine.backends import AudioBackend, open_backend
-from neurorack.engine.events import GATE, PANIC, EventQueue
+from neurorack.engine.events import GATE, NOTE, PANIC, EventQueue
+from neurorack.engine.events import PROGRAM as PROGRAM_EVENT
 from neurorack.engine.gates import GateDetector
 from neurorack.engine.impacts import ImpactPool
 from neurorack.engine.limiter import SoftLimiter
 from neurorack.engine.live_transfer import check_block
-from neurorack.engine.midi import CV, GATE_OFF, GATE_ON, MALFORMED, MidiMap
+from neurorack.engine.midi import CV, GATE_OFF, GATE_ON, MALFORMED, NOTE_OFF, NOTE_ON, PROGRAM, MidiMap
 from neurorack.engine.parameters import Parameter, parameter_table
 from neurorack.engine.protocol import DEFAULT_ASSIGNMENTS, N_CVS, N_GATES, EngineStatus
 from neurorack.engine.recorder import Recorder
-from neurorack.engine.voices import VoicePool
+from neurorack.engine.voices import PoolVoices, VoicePool
 from neurorack.errors import NeurorackError
 
 if TYPE_CHECKING:
     from neurorack.engine.live_transfer import LiveTransfer
+    from neurorack.engine.note_voices import NoteVoices
     from neurorack.model_file import LoadedModel
+    from neurorack.note_model_file import LoadedNoteModel
 
 log = logging.getLogger("neurorack.engine")
 
@@ -117,8 +120,11 @@ class Engine:
         transfer: bool = False,
         transfer_block: int = 1024,
         connect_input: str | None = None,
+        notes: str | os.PathLike[str] | LoadedNoteModel | None = None,
+        note_voices: int = 8,
     ) -> None:
         from neurorack.model_file import LoadedModel
+        from neurorack.note_model_file import LoadedNoteModel, load_note_model
 
         if not 1 <= voices <= VOICE_CAPACITY // 2:
             raise NeurorackError(f"--voices must lie in 1..{VOICE_CAPACITY // 2}, got {voices}")
@@ -166,11 +172,26 @@ class Engine:
                 raise
         self.max_seconds = float(max_seconds)
         max_block = self.backend.max_period
-        self.midi_map = midi_map or MidiMap()
+        self.midi_map = midi_map or MidiMap(notes=notes is not None)
+        #: The note voices of ``notes`` (a note model: MIDI notes and program changes play it), or None.
+        self.notes: NoteVoices | None = None
+        if notes is not None:
+            from neurorack.engine.note_voices import NoteVoices
+
+            try:
+                note_model = notes if isinstance(notes, LoadedNoteModel) else load_note_model(notes)
+                self.notes = NoteVoices(note_model, self.sample_rate, max_block, voices=note_voices)
+            except BaseException:
+                self.backend.stop()
+                raise
 
         # --- preallocated audio-thread state -----------------------------------------------------
         self.pool = ImpactPool(VOICE_CAPACITY + 4, math.ceil(max_seconds * self.sample_rate))
         self.voices = VoicePool(VOICE_CAPACITY, max_block, limit=voices)
+        #: What the audio callback mixes, one group after another: the impact voices, then any note voices.
+        self.voice_groups: list[PoolVoices | NoteVoices] = [PoolVoices(self.voices, self.pool.buffers)]
+        if self.notes is not None:
+            self.voice_groups.append(self.notes)
         self.limiter = SoftLimiter(self.sample_rate, max_block)
         self._mix = np.zeros(max_block, dtype=np.float32)
         self._detectors = [GateDetector(max_block) for _ in range(N_GATES)]
@@ -237,6 +258,8 @@ class Engine:
             self.start_recording(record)
         self.renderer.render_now()  # the first trigger must not wait
         self.renderer.start()
+        if self.notes is not None:
+            self.notes.start()
         if self._transfer is not None:
             self._transfer.start()
         self._old_switch = sys.getswitchinterval()
@@ -252,6 +275,8 @@ class Engine:
         self._running = False
         self.backend.stop()
         self.renderer.stop()
+        if self.notes is not None:
+            self.notes.stop()
         if self._transfer is not None:
             self._transfer.stop()
         if self._old_switch is not None:
@@ -380,6 +405,15 @@ class Engine:
         self.voices.start(cur, self.pool.lengths[cur], offset, gain)
         self.last_onset_frame = self.backend.cycle_frame + offset
 
+    def _note_on(self, pitch: int, velocity: int, offset: int) -> None:
+        notes = self.notes
+        if notes is None:
+            return
+        if notes.note_on(pitch, velocity, offset) >= 0:
+            self.last_onset_frame = self.backend.cycle_frame + offset
+        else:
+            self._notes.append(f"note {pitch} is outside the instrument's range {notes.pitch_range}; not played")
+
     def _edge(self, gate: int, offset: int, velocity: float) -> None:
         if gate == 1:
             self._trigger(offset, velocity)
@@ -419,7 +453,15 @@ class Engine:
                     self._edge(index, 0, velocity)
                 self._surface_gates[g] = bool(value)
             elif kind == PANIC:
-                self.voices.clear()
+                for group in self.voice_groups:
+                    group.clear()
+            elif kind == NOTE:
+                if value:
+                    self._note_on(index, int(velocity), 0)
+                elif self.notes is not None:
+                    self.notes.note_off(index)
+            elif kind == PROGRAM_EVENT and self.notes is not None:
+                self.notes.select(index)
             ev = events.pop()
         # 2. MIDI, at its frame
         if midi is not None:
@@ -433,6 +475,12 @@ class Engine:
                     self._midi_gates[index - 1] = max(0, self._midi_gates[index - 1] - 1)
                 elif kind == CV:
                     self._cv_surface[index - 1] = cal.volts_for(2.0 * fvalue - 1.0, self._params["cv_range"])
+                elif kind == NOTE_ON:
+                    self._note_on(index, int(fvalue), min(max(int(offset), 0), n - 1))
+                elif kind == NOTE_OFF and self.notes is not None:
+                    self.notes.note_off(index)
+                elif kind == PROGRAM and self.notes is not None:
+                    self.notes.select(index)
                 elif kind == MALFORMED:
                     self.malformed_midi += 1
                     self._notes.append("ignored a malformed MIDI message")
@@ -450,7 +498,10 @@ class Engine:
                 v = float(cvs[c][:n].mean()) * scale
                 self._cv_input[c] = v if math.isfinite(v) else 0.0
         # 4. voices, live transfer, volume, limiter
-        self._voices_now = self.voices.mix(mix, self.pool.buffers)
+        sounding = 0
+        for group in self.voice_groups:
+            sounding += group.mix(mix)
+        self._voices_now = sounding
         transfer = self._transfer
         if transfer is not None:
             transfer.process(audio_in, mix, self.backend.cycle_frame)
@@ -485,6 +536,24 @@ class Engine:
         self.events.post(GATE, index, 1 if high else 0, float(velocity))
         if index == 2 and high:
             self.renderer.wake()
+
+    def play_note(self, pitch: int, velocity: int = 100) -> None:
+        """Start a note of the note voices at the next period (any thread; ignored without ``notes``).
+
+        Raises:
+            NeurorackError: a pitch outside 0–127 or a velocity outside 1–127.
+        """
+        if not 0 <= int(pitch) <= 127 or not 1 <= int(velocity) <= 127:
+            raise NeurorackError(f"a note needs a MIDI pitch 0..127 and velocity 1..127, got {pitch}, {velocity}")
+        self.events.post(NOTE, int(pitch), 1, float(int(velocity)))
+
+    def release_note(self, pitch: int) -> None:
+        """Release ``pitch`` (any thread)."""
+        self.events.post(NOTE, int(pitch), 0, 0.0)
+
+    def select_instrument(self, program: int) -> None:
+        """The note voices' instrument: ``program`` modulo the note model's instruments (any thread)."""
+        self.events.post(PROGRAM_EVENT, int(program), 0, 0.0)
 
     def panic(self) -> None:
         """Silence every voice at the next period."""

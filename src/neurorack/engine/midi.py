@@ -7,6 +7,8 @@ Mapping (TOML, ``neurorack play --midi-map FILE``); every key is optional, the d
     gate1_notes = []        # notes that fire gate 1; [] = every note not in gate2_notes
     gate2_notes = []        # notes that fire gate 2 (re-render)
     gate2_cc = 64           # a CC whose value >= 64 holds gate 2 high (sustain pedal); -1 = none
+    notes = false           # true: notes play the note voices (neurorack play --notes MODEL turns it on),
+                            # program change picks their instrument; gates then come from CCs, OSC, CV only
 
     [cc]                    # CC number -> CV 1..4; 0..127 spans the CV range (-5..+5 V or 0..10 V)
     1 = 1                   # modulation wheel -> CV 1 (position)
@@ -40,6 +42,9 @@ GATE_ON = 1  # index: gate 1|2, value: velocity 0..1
 GATE_OFF = 2  # index: gate 1|2
 CV = 3  # index: CV 1..4, value: 0..1 of the CV range
 MALFORMED = 4
+NOTE_ON = 5  # index: MIDI pitch, value: velocity 1..127 (notes = true)
+NOTE_OFF = 6  # index: MIDI pitch
+PROGRAM = 7  # index: program 0..127
 
 #: The ALSA sequencer device RtMidi opens on Linux.
 ALSA_SEQUENCER = "/dev/snd/seq"
@@ -61,6 +66,8 @@ class MidiMap:
         gate2_notes: notes that fire gate 2.
         gate2_cc: CC number whose value ≥ 64 holds gate 2 high, or -1.
         cc: CC number → CV index 1..4.
+        notes: note messages play the note voices (``NOTE_ON`` / ``NOTE_OFF``) and program change picks their
+            instrument (``PROGRAM``), instead of firing gates.
     """
 
     channel: int = 0
@@ -69,6 +76,7 @@ class MidiMap:
     gate2_notes: frozenset[int] = frozenset()
     gate2_cc: int = 64
     cc: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_CC))
+    notes: bool = False
 
     def __post_init__(self) -> None:
         # lookup tables for the audio thread: note -> gate (0 = ignored), cc -> cv (0 = ignored)
@@ -112,6 +120,12 @@ class MidiMap:
                 return _MALFORMED_ACTION
         if self.channel and (status & 0x0F) + 1 != self.channel:
             return _NONE_ACTION
+        if self.notes and (kind == 0x90 or kind == 0x80):
+            if kind == 0x90 and data[2] > 0:
+                return (NOTE_ON, data[1], float(data[2]) if self.velocity else 100.0)
+            return (NOTE_OFF, data[1], 0.0)
+        if self.notes and kind == 0xC0:
+            return (PROGRAM, data[1], 0.0)
         if kind == 0x90 or kind == 0x80:
             gate: int = self._note_gate[data[1]]  # type: ignore[attr-defined]
             if not gate:
@@ -145,13 +159,13 @@ def _int(value: Any, key: str, low: int, high: int) -> int:
     return value
 
 
-def parse_midi_map(data: dict[str, Any]) -> MidiMap:
+def parse_midi_map(data: dict[str, Any], notes_default: bool = False) -> MidiMap:
     """A :class:`MidiMap` from parsed TOML (see the module docstring).
 
     Raises:
         NeurorackError: unknown keys, wrong types, values out of range, one CC used twice.
     """
-    known = {"channel", "velocity", "gate1_notes", "gate2_notes", "gate2_cc", "cc"}
+    known = {"channel", "velocity", "gate1_notes", "gate2_notes", "gate2_cc", "cc", "notes"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise NeurorackError(f"MIDI map: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -178,17 +192,23 @@ def parse_midi_map(data: dict[str, Any]) -> MidiMap:
         if num == gate2_cc:
             raise NeurorackError(f"MIDI map: CC {num} is both gate2_cc and mapped to a CV")
         cc[num] = _int(cv, f"cc.{key}", 1, 4)
-    return MidiMap(channel=channel, velocity=velocity, gate1_notes=g1, gate2_notes=g2, gate2_cc=gate2_cc, cc=cc)
+    notes = data.get("notes", notes_default)
+    if not isinstance(notes, bool):
+        raise NeurorackError(f"MIDI map: notes must be true or false, got {notes!r}")
+    return MidiMap(
+        channel=channel, velocity=velocity, gate1_notes=g1, gate2_notes=g2, gate2_cc=gate2_cc, cc=cc, notes=notes
+    )
 
 
-def load_midi_map(path: str | os.PathLike[str] | None) -> MidiMap:
-    """The mapping in a TOML file, or the defaults for ``None``.
+def load_midi_map(path: str | os.PathLike[str] | None, notes_default: bool = False) -> MidiMap:
+    """The mapping in a TOML file, or the defaults for ``None`` (``notes_default``: the ``notes`` key's default,
+    on when the engine plays a note model).
 
     Raises:
         NeurorackError: missing or unreadable file, invalid TOML, invalid mapping (one line).
     """
     if path is None:
-        return MidiMap()
+        return MidiMap(notes=notes_default)
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -201,7 +221,7 @@ def load_midi_map(path: str | os.PathLike[str] | None) -> MidiMap:
     except tomllib.TOMLDecodeError as exc:
         raise NeurorackError(f"{p}: not valid TOML ({exc})") from None
     try:
-        return parse_midi_map(data)
+        return parse_midi_map(data, notes_default)
     except NeurorackError as exc:
         raise NeurorackError(f"{p}: {exc}") from None
 

@@ -2,7 +2,8 @@
 
 A note-on (audio thread) takes a free voice and posts a request; the note thread
 (:class:`NoteVoices` runs one) streams the note with :meth:`~neurorack.note_model_file.LoadedNoteModel.stream`
-at the engine's rate into that voice's buffer, the first samples as soon as the model's look-back allows
+at the engine's rate (soxr ``LQ``, which releases samples at once; ``HQ`` holds back ~250 ms) into that
+voice's buffer, the first samples as soon as the model's look-back allows
 (``latency_frames``), then keeps every sounding voice ``ahead_ms`` ahead of its play position, the voice
 closest to running dry first. The audio thread only copies what is there (:meth:`NoteVoices.mix`): no lock,
 no allocation, no model. A note-off fades the voice out over ``release_ms``; a note sounds at most the
@@ -84,8 +85,9 @@ class NoteVoices:
         self.written_generation = [0] * cap
         self.finished = [False] * cap  # the note's last sample is written
         self._requests: deque[tuple[int, int, int, float, np.ndarray]] = deque()
-        self._weights = model.weights(0)
-        self._range = model.pitch_range(0)
+        # every instrument's weights and range, so a program change on the audio thread only stores references
+        self._presets = [(model.weights(i), model.pitch_range(i)) for i in range(len(model.instruments))]
+        self._weights, self._range = self._presets[0]
         self._instrument: str | int | Mapping[str | int, float] = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -107,6 +109,12 @@ class NoteVoices:
         self._weights = weights  # one reference store: the audio thread snapshots it at note-on
         self._instrument = instrument
 
+    def select(self, program: int) -> None:
+        """Instrument ``program`` modulo the number of instruments (a MIDI program change; audio thread)."""
+        index = program % len(self._presets)
+        self._weights, self._range = self._presets[index]
+        self._instrument = index
+
     @property
     def instrument(self) -> str | int | Mapping[str | int, float]:
         return self._instrument
@@ -119,7 +127,7 @@ class NoteVoices:
     def start(self) -> NoteVoices:
         """Start the note thread (after one silent note through the model, so the first played note does not
         pay for the model's first call)."""
-        warm = self.model.stream(0, self._range[0], 100, sample_rate=self.sample_rate)
+        warm = self.model.stream(0, self._range[0], 100, sample_rate=self.sample_rate, low_latency=True)
         warm.read(warm.latency_frames + STEP_FRAMES)
         if self._thread is None:
             self._stop.clear()
@@ -238,7 +246,7 @@ class NoteVoices:
             while self._requests:
                 voice, generation, pitch, velocity, weights = self._requests.popleft()
                 mapping: dict[str | int, float] = {k: float(w) for k, w in enumerate(weights) if w > 0}
-                stream = self.model.stream(mapping, pitch, velocity, sample_rate=self.sample_rate)
+                stream = self.model.stream(mapping, pitch, velocity, sample_rate=self.sample_rate, low_latency=True)
                 self.written[voice] = 0
                 self.finished[voice] = False
                 self.written_generation[voice] = generation

@@ -153,3 +153,18 @@ class VoicePool:
             else:
                 sounding += 1
         return sounding
+
+
+class PoolVoices:
+    """The impact voices as the engine's audio callback sees every voice group: ``mix(out)`` and ``clear()``
+    (the note voices, :class:`~neurorack.engine.note_voices.NoteVoices`, have the same two)."""
+
+    def __init__(self, voices: VoicePool, buffers: Sequence[np.ndarray]) -> None:
+        self.voices = voices
+        self.buffers = buffers
+
+    def mix(self, out: np.ndarray) -> int:
+        return self.voices.mix(out, self.buffers)
+
+    def clear(self) -> None:
+        self.voices.clear()

@@ -1,0 +1,91 @@
+"""Notes over a real JACK server (``jackd -d dummy``, 128 frames at 44.1 kHz): ``neurorack play --notes MODEL``
+plays JACK MIDI keys with a note model of the cpu configuration's size (untrained weights: the cost of a note
+does not depend on them). Note-on-to-sound latency = frame of the first non-silent output sample − JACK frame
+time when the note-on was sent, measured as the impact's gate-to-sound is (tests/test_engine_jack.py)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine_support import PlayProcess, prioritised_server
+from neurorack.engine.jack_server import JackDummyServer, jackd_path
+from neurorack.models.registry import build_note_model, note_config
+from neurorack.note_model_file import InstrumentInfo, export_note_model
+
+PERIOD = 128
+RATE = 44100
+
+pytestmark = pytest.mark.skipif(jackd_path() is None, reason="jackd is not installed (apt-get install jackd2)")
+
+
+@pytest.fixture(scope="module")
+def note_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = build_note_model("sing", n_instruments=2, **note_config("sing", "cpu")).eval()
+    infos = [InstrumentInfo("a", "keyboard", "acoustic", 21, 108), InstrumentInfo("b", "bass", "synthetic", 28, 60)]
+    return export_note_model(model, tmp_path_factory.mktemp("notes") / "notes.safetensors", infos)
+
+
+@pytest.fixture(scope="module")
+def rig(note_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[JackDummyServer, object, object]]:
+    from neurorack.engine.probe import JackCapture, JackMidiSender
+
+    with prioritised_server(RATE, PERIOD) as server:
+        name = f"nr-{uuid.uuid4().hex[:6]}"
+        log = tmp_path_factory.mktemp("play") / "play.log"
+        args = ["--audio", "jack", "--no-connect", "--jack-name", name, "--notes", str(note_model)]
+        play = PlayProcess(args, env={"JACK_DEFAULT_SERVER": server.name}, log=log)
+        try:
+            play.wait_ready()
+            capture = JackCapture(server.name, f"{name}:out", seconds=30.0)
+            midi = JackMidiSender(server.name, f"{name}:midi_in")
+            try:
+                yield server, capture, midi
+            finally:
+                midi.close()
+                capture.close()
+        finally:
+            play.terminate()
+
+
+def _wait_onset(cap: object, frame: int, timeout: float = 2.0) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        onset = cap.onset_after(frame)  # type: ignore[attr-defined]
+        if onset is not None:
+            return int(onset)
+        time.sleep(0.01)
+    return None
+
+
+def test_jack_midi_note_ons_all_sound_promptly(rig: tuple[JackDummyServer, object, object]) -> None:
+    """Every note-on sounds, at a latency printed here. The issue's target is 2 periods; measured on the 2-core
+    VM: 3-5 periods idle, 6-10 with a training run and the test suite beside it. The bound below (16 periods,
+    46 ms) only guards against a regression such as the HQ resampler's 250 ms hold-back."""
+    server, capture, midi = rig
+    time.sleep(0.5)
+    latencies: list[int] = []
+    lost = 0
+    while len(latencies) < 12:
+        xruns_before = sum(server.xrun_report("-").values())
+        pitch = 40 + 2 * len(latencies)
+        sent = midi.send(bytes([0x90, pitch, 100]))  # type: ignore[attr-defined]
+        onset = _wait_onset(capture, sent - 2 * PERIOD)
+        midi.send(bytes([0x80, pitch, 0]))  # type: ignore[attr-defined]
+        time.sleep(0.4)  # the release (60 ms) is over before the next note
+        if onset is None:
+            assert sum(server.xrun_report("-").values()) > xruns_before, "a note-on was lost without any xrun"
+            lost += 1
+            assert lost <= 3, "too many notes lost to xruns"
+            continue
+        latencies.append(onset - sent)
+    periods = sorted(lat / PERIOD for lat in latencies)
+    print(f"JACK MIDI note-on-to-sound latency, periods: {[f'{p:.2f}' for p in periods]} ({lost} lost to xruns)")
+    assert min(latencies) >= 0
+    assert periods[len(periods) // 2] <= 16.0, f"median note-on latency over 16 periods: {periods}"
