@@ -169,3 +169,63 @@ def test_the_engine_plays_notes_from_midi_beside_the_impacts(notes: LoadedNoteMo
     finally:
         voices.stop()
         engine.stop()
+
+
+def test_morph_mixes_embeddings_in_new_and_held_notes(notes: LoadedNoteModel) -> None:
+    voices = NoteVoices(notes, 16_000, BLOCK, voices=2)
+    voices.set_morph("a", "b")
+    assert voices.morph == (0, 1) and voices.pitch_range == (40, 60)
+    voices.morph_amount = 0.25
+    voices.start()
+    try:
+        voices.note_on(50, 100)
+        half = _play(voices, 250)  # 2 s at one morph position
+        np.testing.assert_allclose(half, notes.note({"a": 0.75, "b": 0.25}, 50, 100)[: len(half)], rtol=0, atol=1e-6)
+        voices.morph_amount = 1.0  # the held note follows from its next frames on
+        rest = _play(voices, 260)
+    finally:
+        voices.stop()
+    still = notes.note({"a": 0.75, "b": 0.25}, 50, 100)[len(half) :]
+    assert np.abs(rest[: len(still)] - still).max() > 1e-5  # rounding differs by ~1e-8
+    voices.select(1)  # a program change ends the morph
+    assert voices.morph is None and voices.pitch_range == (30, 60)
+
+
+def test_osc_plays_and_morphs_notes(notes: LoadedNoteModel) -> None:
+    from engine_support import OscClient, free_udp_port
+    from neurorack.engine import Engine
+    from neurorack.engine.osc import OscServer
+
+    engine = Engine(audio="null", period=BLOCK, notes=notes, note_voices=4).start()
+    server = OscServer(engine, port=free_udp_port()).start()
+    client = OscClient(server.port)
+    voices = engine.notes
+    assert voices is not None
+
+    def until(condition: object, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():  # type: ignore[operator]
+                return True
+            time.sleep(0.01)
+        return False
+
+    try:
+        client.send("/neurorack/note", 60, 100)
+        assert until(lambda: voices.started == 1 and voices.key.count(60) == 1)
+        client.send("/neurorack/note", 60, 0)
+        assert until(lambda: voices.key.count(60) == 0)
+        client.send("/neurorack/notes/program", 1)
+        assert until(lambda: voices.instrument == 1)
+        client.send("/neurorack/notes/morph", "a", "b")
+        assert until(lambda: voices.morph == (0, 1))
+        engine.set_cv(1, 5.0)  # CV 1 at the top: all the way to b
+        assert until(lambda: voices.morph_amount == 1.0)
+        client.send("/neurorack/note", 60.5, 100)  # malformed: ignored, the server goes on
+        client.send("/neurorack/notes/morph", "a", "nope")
+        client.send("/neurorack/note", 50, 90)
+        assert until(lambda: voices.started == 2)
+    finally:
+        client.sock.close()
+        server.stop()
+        engine.stop()

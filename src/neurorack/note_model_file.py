@@ -303,6 +303,12 @@ class NoteStream:
     def latency_frames(self) -> int:
         return int(self.model.latency_frames)
 
+    def set_weights(self, weights: np.ndarray) -> None:
+        """Mixing weights ``float32[n_instruments]`` (summing to 1) for the rest of the note: a live morph."""
+        with torch.inference_mode():
+            vector = self.model.instrument_vector(torch.from_numpy(np.asarray(weights, np.float32)).unsqueeze(0))
+            self._state = self.model.restream(self._state, vector)
+
     @property
     def done(self) -> bool:
         """True once the whole note has been read."""

@@ -497,6 +497,10 @@ class Engine:
             for c in range(N_CVS):
                 v = float(cvs[c][:n].mean()) * scale
                 self._cv_input[c] = v if math.isfinite(v) else 0.0
+        notes = self.notes
+        if notes is not None and notes.morph is not None:  # CV 1 morphs the note voices' instrument
+            u = cal.normalise(self._cv_surface[0] + self._cv_input[0], self._params["cv_range"])
+            notes.morph_amount = cal.position(u)
         # 4. voices, live transfer, volume, limiter
         sounding = 0
         for group in self.voice_groups:
@@ -554,6 +558,21 @@ class Engine:
     def select_instrument(self, program: int) -> None:
         """The note voices' instrument: ``program`` modulo the note model's instruments (any thread)."""
         self.events.post(PROGRAM_EVENT, int(program), 0, 0.0)
+
+    def set_note_morph(self, a: str | int | None, b: str | int | None = None) -> None:
+        """CV 1 morphs the note voices between instruments ``a`` (CV 1 low) and ``b`` (high), live in held notes
+        too; ``a = None`` ends the morph (the last selected instrument plays again). Any thread.
+
+        Raises:
+            NeurorackError: no note model, or an unknown instrument.
+        """
+        if self.notes is None:
+            raise NeurorackError("no note model is playing (neurorack play --notes MODEL)")
+        if a is None:
+            self.notes.morph = None
+            self.notes.select(int(self.notes.instrument) if isinstance(self.notes.instrument, int) else 0)
+            return
+        self.notes.set_morph(a, a if b is None else b)
 
     def panic(self) -> None:
         """Silence every voice at the next period."""

@@ -84,11 +84,14 @@ class NoteVoices:
         self.written = [0] * cap
         self.written_generation = [0] * cap
         self.finished = [False] * cap  # the note's last sample is written
-        self._requests: deque[tuple[int, int, int, float, np.ndarray]] = deque()
+        self._requests: deque[tuple[int, int, int, float, np.ndarray, tuple[int, int] | None]] = deque()
         # every instrument's weights and range, so a program change on the audio thread only stores references
         self._presets = [(model.weights(i), model.pitch_range(i)) for i in range(len(model.instruments))]
         self._weights, self._range = self._presets[0]
         self._instrument: str | int | Mapping[str | int, float] = 0
+        #: The two instruments CV 1 morphs between (:meth:`set_morph`), or None; and where it is, 0..1.
+        self.morph: tuple[int, int] | None = None
+        self.morph_amount = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         #: Notes started, stolen, refused (outside the instrument's range), and periods a voice waited for audio.
@@ -110,10 +113,29 @@ class NoteVoices:
         self._instrument = instrument
 
     def select(self, program: int) -> None:
-        """Instrument ``program`` modulo the number of instruments (a MIDI program change; audio thread)."""
+        """Instrument ``program`` modulo the number of instruments (a MIDI program change; audio thread).
+        Ends a morph."""
         index = program % len(self._presets)
+        self.morph = None
         self._weights, self._range = self._presets[index]
         self._instrument = index
+
+    def set_morph(self, a: str | int, b: str | int) -> None:
+        """Morph between instruments ``a`` and ``b``: :attr:`morph_amount` (0 = a, 1 = b; CV 1 in the engine)
+        mixes their embeddings, in new notes and live in the notes that sound. Pitches: those both play.
+
+        Raises:
+            NeurorackError: an unknown instrument.
+        """
+        ia, ib = self.model.index(a), self.model.index(b)
+        self._range = self.model.pitch_range({ia: 1.0, ib: 1.0})
+        self._instrument = {self.model.instruments[ia]: 0.5, self.model.instruments[ib]: 0.5}
+        self.morph = (ia, ib)
+
+    def _morph_weights(self, amount: float) -> np.ndarray:
+        assert self.morph is not None
+        a, b = self.morph
+        return (1.0 - amount) * self._presets[a][0] + amount * self._presets[b][0]
 
     @property
     def instrument(self) -> str | int | Mapping[str | int, float]:
@@ -177,7 +199,7 @@ class NoteVoices:
         self.serial[free] = self._next_serial
         self._next_serial += 1
         self.started += 1
-        self._requests.append((free, self.generation[free], pitch, float(velocity), self._weights))
+        self._requests.append((free, self.generation[free], pitch, float(velocity), self._weights, self.morph))
         return free
 
     def note_off(self, pitch: int) -> None:
@@ -242,11 +264,25 @@ class NoteVoices:
 
         torch.set_num_threads(1)
         streams: dict[int, tuple[int, NoteStream]] = {}
+        morphed: dict[int, float] = {}  # voice -> the morph amount its note plays now
         while not self._stop.is_set():
             while self._requests:
-                voice, generation, pitch, velocity, weights = self._requests.popleft()
+                voice, generation, pitch, velocity, weights, morph = self._requests.popleft()
+                live = morph is not None and morph == self.morph
+                if live:
+                    morphed[voice] = self.morph_amount
+                    weights = self._morph_weights(morphed[voice])
+                else:
+                    morphed.pop(voice, None)
                 mapping: dict[str | int, float] = {k: float(w) for k, w in enumerate(weights) if w > 0}
-                stream = self.model.stream(mapping, pitch, velocity, sample_rate=self.sample_rate, low_latency=True)
+                try:
+                    stream = self.model.stream(mapping, pitch, velocity, sample_rate=self.sample_rate, low_latency=True)
+                except NeurorackError:  # checked on note-on already; a morph that moved past its range since
+                    self.refused += 1
+                    self.written[voice] = 0
+                    self.finished[voice] = True
+                    self.written_generation[voice] = generation
+                    continue
                 self.written[voice] = 0
                 self.finished[voice] = False
                 self.written_generation[voice] = generation
@@ -264,6 +300,10 @@ class NoteVoices:
                 continue
             _, voice = min(hungry)
             generation, stream = streams[voice]
+            amount = self.morph_amount
+            if voice in morphed and self.morph is not None and abs(amount - morphed[voice]) > 1e-3:
+                morphed[voice] = amount  # the held note follows the morph from its next frames on
+                stream.set_weights(self._morph_weights(amount))
             self._write(voice, stream.read(STEP_FRAMES))
             if stream.done:
                 self.finished[voice] = True

@@ -12,6 +12,9 @@ Addresses (arguments in brackets; numbers may be int or float, booleans accepted
 ``/neurorack/reload``                 reload the current model
 ``/neurorack/assign`` [cv, target]    re-assign a CV (target: position, a descriptor, inharmonicity)
 ``/neurorack/param/<name>`` [x]       set a parameter (volume_db, max_voices, duration, ...)
+``/neurorack/note`` [pitch, vel]       with ``play --notes``: a note-on (velocity 1..127) or note-off (0)
+``/neurorack/notes/program`` [n]      the note voices' instrument (n modulo the model's instruments)
+``/neurorack/notes/morph`` [a, b]     CV 1 morphs the notes between instruments a and b (names or indices)
 ``/neurorack/status``                 reply to the sender: ``/neurorack/status`` with name, value pairs
 ==================================== ===============================================================
 
@@ -255,6 +258,25 @@ class OscServer:
         elif head == "param" and len(path) == 2 and path[1]:
             _arity(args, 1)
             inst.set_parameter(path[1], _number(args[0], "value"))
+        elif head == "note" and len(path) == 1:
+            _arity(args, 2)
+            pitch, velocity = _number(args[0], "pitch"), _number(args[1], "velocity")
+            if pitch != int(pitch) or not 0 <= pitch <= 127 or velocity != int(velocity) or not 0 <= velocity <= 127:
+                raise _IgnoredError(f"a note needs a MIDI pitch and velocity 0..127, got {pitch}, {velocity}")
+            if velocity > 0:
+                inst.play_note(int(pitch), int(velocity))  # type: ignore[attr-defined]
+            else:
+                inst.release_note(int(pitch))  # type: ignore[attr-defined]
+        elif head == "notes" and len(path) == 2 and path[1] == "program":
+            _arity(args, 1)
+            program = _number(args[0], "program")
+            if program != int(program) or program < 0:
+                raise _IgnoredError(f"program must be a whole number >= 0, got {program}")
+            inst.select_instrument(int(program))  # type: ignore[attr-defined]
+        elif head == "notes" and len(path) == 2 and path[1] == "morph":
+            _arity(args, 2)
+            ends = [a if isinstance(a, str) else int(_number(a, "instrument")) for a in args]
+            inst.set_note_morph(ends[0], ends[1])  # type: ignore[attr-defined]
         elif head == "status" and len(path) == 1:
             if sender is not None:
                 self.sock.sendto(status_message(inst.status()), sender)

@@ -289,6 +289,10 @@ class NoteModel(nn.Module):
         """The streaming state before a note's first frame (arguments as :meth:`generate`)."""
         raise NotImplementedError
 
+    def restream(self, state: Any, instrument: Tensor) -> Any:
+        """``state`` with another instrument vector for the frames still to come (a live morph)."""
+        raise NotImplementedError
+
     def stream(self, state: Any, frames: int) -> tuple[Tensor, Any]:
         """``frames`` more frames of the note -> (the samples they finish ``Tensor[B, n]``, the new state); the
         chunks concatenate to :meth:`generate`. The state has a ``done`` attribute."""

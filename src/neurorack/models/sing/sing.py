@@ -236,6 +236,12 @@ class Sing(NoteModel):
             left=self.note_samples,
         )
 
+    def restream(self, state: SingStreamState, instrument: Tensor) -> SingStreamState:
+        """The note goes on with instrument vector ``instrument`` ``[B, instrument_dim]``: the LSTM takes it
+        from the next frame on (its state and the frames already decoded are kept), so a morph moves live."""
+        _, pitch, velocity = state.symbols
+        return replace(state, symbols=(instrument, pitch, velocity))
+
     def stream(self, state: SingStreamState, frames: int) -> tuple[Tensor, SingStreamState]:
         """Generate ``frames`` more embedding frames and return the note samples they finish, ``[B, n]``.
 
