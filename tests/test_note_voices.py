@@ -225,6 +225,10 @@ def test_osc_plays_and_morphs_notes(notes: LoadedNoteModel) -> None:
         client.send("/neurorack/notes/morph", "a", "nope")
         client.send("/neurorack/note", 50, 90)
         assert until(lambda: voices.started == 2)
+        extra = engine.status().extra
+        assert extra["notes"] == 2 and extra["notes_morph"] == 1.0 and extra["notes_instrument"] == -1.0
+        st = client.status()
+        assert st is not None and st["notes"] == 2  # also in the OSC status reply
     finally:
         client.sock.close()
         server.stop()

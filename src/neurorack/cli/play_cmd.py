@@ -39,10 +39,16 @@ def _status_line(status: Any, osc: str) -> str:
         if "transfer_latency" in extra
         else ""
     )
+    notes = (
+        f" · notes {extra['notes_sounding']:.0f} sounding, {extra['notes']:.0f} played, "
+        f"{extra['notes_waits']:.0f} periods waited"
+        if "notes" in extra
+        else ""
+    )
     return (
         f"[bold]{status.model}[/] · {status.backend} {status.sample_rate / 1000:g} kHz/{status.period} · "
         f"voices {status.voices}/{status.max_voices} · callback {load:.1f} % · render {status.render_ms:.1f} ms · "
-        f"xruns {status.xruns}{transfer}{osc}{rec}{msg}"
+        f"xruns {status.xruns}{transfer}{notes}{osc}{rec}{msg}"
     )
 
 

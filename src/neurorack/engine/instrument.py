@@ -743,6 +743,17 @@ class Engine:
         transfer = self._transfer
         if transfer is not None:
             extra.update(transfer.figures())
+        notes = self.notes
+        if notes is not None:
+            instrument = notes.instrument
+            extra.update(
+                notes=float(notes.started),
+                notes_sounding=float(notes.sounding()),
+                notes_refused=float(notes.refused),
+                notes_waits=float(notes.waits),
+                notes_instrument=float(instrument) if isinstance(instrument, int) else -1.0,
+                notes_morph=float(notes.morph_amount) if notes.morph is not None else -1.0,
+            )
         return EngineStatus(
             running=self._running,
             backend=self.backend.name,
