@@ -136,6 +136,26 @@ def status_message(instrument: InstrumentControl) -> dict[str, Any]:
         "cv_range": float(params.get("cv_range", 5.0)),
         "parameters": {k: float(v) for k, v in params.items()},
         "hits": int(s.extra.get("hits", 0)),
+        "notes": notes_status(instrument),
+    }
+
+
+def notes_status(instrument: InstrumentControl) -> dict[str, Any] | None:
+    """The note voices for the page's keyboard (None without a note model): instruments, the one playing or
+    the morph, its pitch range, and counts."""
+    voices = getattr(instrument, "notes", None)
+    if voices is None:
+        return None
+    current = voices.instrument
+    return {
+        "instruments": list(voices.model.instruments),
+        "instrument": current if isinstance(current, int) else -1,
+        "morph": list(voices.morph) if voices.morph is not None else None,
+        "morph_amount": round(float(voices.morph_amount), 3),
+        "range": list(voices.pitch_range),
+        "sounding": voices.sounding(),
+        "played": voices.started,
+        "refused": voices.refused,
     }
 
 

@@ -18,6 +18,9 @@ type        fields                                                   effect
 ``param``   ``name``, ``value`` (finite, ±1e6)                        set an engine parameter (range-checked)
 ``record``  ``on`` bool                                              start / stop recording (server-chosen file)
 ``panic``   —                                                        silence every voice (if offered)
+``note``    ``pitch`` 0..127, ``velocity`` 0..127 (0 = off)           a note of the note voices (``play --notes``)
+``program`` ``index`` 0..127                                         the note voices' instrument
+``morph``   ``a``, ``b`` instrument indices, or null to end            CV 1 morphs the notes between a and b
 ``ping``    ``id`` 0..2^31                                           answered by ``{"type": "pong", "id": …}``
 =========== ======================================================== =========================================
 """
@@ -110,6 +113,29 @@ class PanicMsg(_Message):
     type: Literal["panic"]
 
 
+class NoteMsg(_Message):
+    """A note-on (``velocity`` 1..127) or note-off (0) of ``pitch`` for the note voices."""
+
+    type: Literal["note"]
+    pitch: Annotated[int, Field(ge=0, le=127, strict=True)]
+    velocity: Annotated[int, Field(ge=0, le=127, strict=True)] = 100
+
+
+class ProgramMsg(_Message):
+    """The note voices' instrument ``index`` (modulo the note model's instruments)."""
+
+    type: Literal["program"]
+    index: Annotated[int, Field(ge=0, le=127, strict=True)]
+
+
+class MorphMsg(_Message):
+    """CV 1 morphs the note voices between instruments ``a`` and ``b``; ``a = null`` ends the morph."""
+
+    type: Literal["morph"]
+    a: Annotated[int, Field(ge=0, le=4095, strict=True)] | None = None
+    b: Annotated[int, Field(ge=0, le=4095, strict=True)] | None = None
+
+
 class PingMsg(_Message):
     """Round-trip check; answered with a ``pong`` carrying the same ``id``."""
 
@@ -118,14 +144,29 @@ class PingMsg(_Message):
 
 
 ClientMessage = Annotated[
-    GateMsg | CvMsg | EncoderMsg | ModelMsg | ReloadMsg | AssignMsg | ParamMsg | RecordMsg | PanicMsg | PingMsg,
+    GateMsg
+    | CvMsg
+    | EncoderMsg
+    | ModelMsg
+    | ReloadMsg
+    | AssignMsg
+    | ParamMsg
+    | RecordMsg
+    | PanicMsg
+    | NoteMsg
+    | ProgramMsg
+    | MorphMsg
+    | PingMsg,
     Field(discriminator="type"),
 ]
 
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 #: Message types a client may send.
-MESSAGE_TYPES = ("gate", "cv", "encoder", "model", "reload", "assign", "param", "record", "panic", "ping")
+MESSAGE_TYPES = (
+    "gate", "cv", "encoder", "model", "reload", "assign", "param", "record", "panic", "note", "program", "morph",
+    "ping",
+)  # fmt: skip
 
 
 def _no_constant(name: str) -> float:

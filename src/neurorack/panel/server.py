@@ -53,9 +53,12 @@ from neurorack.panel.messages import (
     GateMsg,
     MessageError,
     ModelMsg,
+    MorphMsg,
+    NoteMsg,
     PanicMsg,
     ParamMsg,
     PingMsg,
+    ProgramMsg,
     RecordMsg,
     ReloadMsg,
     parse_message,
@@ -467,8 +470,25 @@ class PanelServer:
             if not callable(panic):
                 raise ValueError("this instrument has no panic")
             panic()
+        elif isinstance(msg, NoteMsg | ProgramMsg | MorphMsg):
+            self._notes(msg)
         elif isinstance(msg, PingMsg):
             self._reply(outbox, "pong", id=msg.id)
+
+    def _notes(self, msg: NoteMsg | ProgramMsg | MorphMsg) -> None:
+        """The note voices' messages (an engine started with a note model: ``play --notes``)."""
+        inst: Any = self.instrument
+        if getattr(inst, "notes", None) is None:
+            raise ValueError("no note model is playing (neurorack play --notes MODEL)")
+        if isinstance(msg, NoteMsg):
+            if msg.velocity:
+                inst.play_note(msg.pitch, msg.velocity)
+            else:
+                inst.release_note(msg.pitch)
+        elif isinstance(msg, ProgramMsg):
+            inst.select_instrument(msg.index)
+        else:
+            inst.set_note_morph(msg.a, msg.b)
 
     async def _record(self, outbox: Outbox, on: bool) -> None:
         """Start or stop the engine's recorder (``Engine.start_recording``/``stop_recording``) off the loop."""

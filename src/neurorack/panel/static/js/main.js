@@ -4,6 +4,7 @@
 import { Encoder, Knob } from "./controls.js";
 import { drawCurves, drawOled, drawSpectrogram, drawWave } from "./draw.js";
 import { Link } from "./link.js";
+import { Notes } from "./notes.js";
 import { Sound } from "./sound.js";
 
 const $ = (id) => document.getElementById(id);
@@ -21,7 +22,8 @@ const state = {
 };
 const sound = new Sound();
 const link = new Link({ onMessage, onFrame, onState });
-window.neurorack = { state, sound, link };
+const notes = new Notes(document.getElementById("notes"), (msg) => link.send(msg));
+window.neurorack = { state, sound, link, notes };
 
 // ---- controls -------------------------------------------------------------------------------------
 const encoder = new Encoder($("encoder"), (ev) => link.send({ type: "encoder", ...ev }));
@@ -63,6 +65,7 @@ window.addEventListener("keydown", (e) => {
     if (!e.repeat) gate(g, true);
     return;
   }
+  if (state.status && state.status.notes && notes.key(e, true)) { e.preventDefault(); return; }
   // arrows, Enter, Backspace go to the encoder unless another control has the focus
   const t = e.target;
   if ((t === document.body || t === document.documentElement) && encoder.key(e)) e.preventDefault();
@@ -70,8 +73,9 @@ window.addEventListener("keydown", (e) => {
 window.addEventListener("keyup", (e) => {
   const g = GATE_KEYS[e.key.toLowerCase()];
   if (g) gate(g, false);
+  else if (state.status && state.status.notes) notes.key(e, false);
 });
-window.addEventListener("blur", () => { gate(1, false); gate(2, false); });
+window.addEventListener("blur", () => { gate(1, false); gate(2, false); notes.allUp(); });
 window.addEventListener("pointerdown", () => sound.unlock(), { capture: true });
 
 $("model").addEventListener("change", (e) => link.send({ type: "model", name: e.target.value }));
@@ -187,6 +191,8 @@ function onStatus(s) {
   const current = s.models.find((m) => m === s.model || modelLabel(m) === s.model);
   if (current && select.value !== current && document.activeElement !== select) select.value = current;
   select.dataset.current = s.model;
+
+  notes.update(s.notes);
 
   const rec = $("record");
   rec.classList.toggle("on", Boolean(s.recording));
