@@ -233,3 +233,27 @@ def test_osc_plays_and_morphs_notes(notes: LoadedNoteModel) -> None:
         client.sock.close()
         server.stop()
         engine.stop()
+
+
+def test_the_device_menu_chooses_the_instrument(notes: LoadedNoteModel) -> None:
+    from neurorack.device.actions import SelectInstrument, execute
+    from neurorack.device.menu import Snapshot, build_tree
+    from neurorack.engine import Engine
+
+    with Engine(audio="null", period=BLOCK, notes=notes) as engine:
+        snap = Snapshot.of(engine)
+        assert snap.instruments == ("a", "b") and snap.instrument == 0
+        models = next(n for n in build_tree(snap).children if n.label == "Models")
+        assert [n.label for n in models.children] == ["Play", "Select", "Instrument", "Reload", "Benchmark"]
+        menu = models.children[2]
+        assert menu.value == "a" and [c.label for c in menu.children] == ["a", "b"]
+        assert menu.children[1].actions == (SelectInstrument(1),)
+        assert execute(engine, SelectInstrument(1)) == ""
+        deadline = time.monotonic() + 5
+        while engine.notes is not None and engine.notes.instrument != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert Snapshot.of(engine).instrument == 1
+    with Engine(audio="null", period=BLOCK) as plain:  # without notes: no Instrument entry
+        models = next(n for n in build_tree(Snapshot.of(plain)).children if n.label == "Models")
+        assert "Instrument" not in [n.label for n in models.children]
+        assert execute(plain, SelectInstrument(0)) == "no note model is playing"

@@ -61,6 +61,13 @@ class SelectModel:
 
 
 @dataclass(frozen=True)
+class SelectInstrument:
+    """Play instrument ``index`` of the note model on the note voices."""
+
+    index: int
+
+
+@dataclass(frozen=True)
 class ReloadModel:
     """Reload the current model from its file."""
 
@@ -79,7 +86,7 @@ class EncoderTarget:
     cv: int
 
 
-Action = Gate | Knob | Assign | SetParameter | SelectModel | ReloadModel | System | EncoderTarget
+Action = Gate | Knob | Assign | SetParameter | SelectModel | SelectInstrument | ReloadModel | System | EncoderTarget
 
 
 def log_system_hook(command: SystemCommand) -> None:
@@ -117,6 +124,10 @@ def execute(instrument: InstrumentControl, action: Action, system_hook: SystemHo
             instrument.set_parameter(action.name, action.value)
         elif isinstance(action, SelectModel):
             instrument.select_model(action.name)
+        elif isinstance(action, SelectInstrument):
+            if getattr(instrument, "notes", None) is None:
+                return "no note model is playing"
+            instrument.select_instrument(action.index)  # type: ignore[attr-defined]
         elif isinstance(action, ReloadModel):
             instrument.reload_model()
         elif isinstance(action, System):

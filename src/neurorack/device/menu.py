@@ -3,7 +3,7 @@
 The tree of the original Neurorack module::
 
     Neurorack
-    ├── Models       Play · Select <model…> · Reload · Benchmark
+    ├── Models       Play · Select <model…> · Instrument <note instrument…> (with play --notes) · Reload · Benchmark
     ├── Parameters   one entry per engine parameter (volume, CV range, voices, duration …)
     ├── Assignment   CV1 … CV4 → position | loudness | … | inharmonicity · Encoder → off | CV1 … CV4
     ├── Admin        Statistics · Shutdown (confirm) · Reboot (confirm)
@@ -39,6 +39,7 @@ from neurorack.device.actions import (
     Gate,
     Knob,
     ReloadModel,
+    SelectInstrument,
     SelectModel,
     SetParameter,
     System,
@@ -127,13 +128,20 @@ class Snapshot:
     status: EngineStatus | None = None
     impact: np.ndarray | None = field(default=None, compare=False)
     version: str = ""
+    #: The note model's instruments (empty without ``play --notes``) and the one playing (-1: a morph).
+    instruments: tuple[str, ...] = ()
+    instrument: int = -1
 
     @staticmethod
     def of(instrument: InstrumentControl) -> Snapshot:
         """Read the instrument through its protocol."""
         from neurorack import __version__
 
+        notes = getattr(instrument, "notes", None)
+        playing = notes.instrument if notes is not None else -1
         return Snapshot(
+            instruments=tuple(notes.model.instruments) if notes is not None else (),
+            instrument=playing if isinstance(playing, int) else -1,
             models=tuple(instrument.models()),
             current_model=instrument.current_model(),
             parameters=tuple(instrument.parameters().items()),
@@ -267,11 +275,26 @@ def build_tree(snap: Snapshot, state: MenuState | None = None) -> Node:
         ),
         cursor=playing or 0,
     )
+    instrument_menu: tuple[Node, ...] = ()
+    if snap.instruments:
+        shown = snap.instruments[snap.instrument] if 0 <= snap.instrument < len(snap.instruments) else "morph"
+        instrument_menu = (
+            Node(
+                "Instrument",
+                value=shown,
+                children=tuple(
+                    Node(name, "action", marked=i == snap.instrument, actions=(SelectInstrument(i),), back=1)
+                    for i, name in enumerate(snap.instruments)
+                ),
+                cursor=max(snap.instrument, 0),
+            ),
+        )
     model_menu = Node(
         "Models",
         children=(
             Node("Play", "play"),
             select,
+            *instrument_menu,
             Node("Reload", "action", actions=(ReloadModel(),), message=f"reloading {current}"),
             Node("Benchmark", "info", key="bench"),
         ),
