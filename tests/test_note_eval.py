@@ -123,6 +123,19 @@ def test_a_streamed_note_equals_the_whole_note(corpus: NoteCorpus, tmp_path: Pat
         m.stream(0, 100, 100)
 
 
+def test_a_half_precision_file_is_half_the_size_and_plays_the_same(corpus: NoteCorpus, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_note_model("sing", n_instruments=2, **note_config("sing", "cpu")).eval()
+    infos = [InstrumentInfo(name, "keyboard", "acoustic", 48, 71) for name in corpus.instruments]
+    full = export_note_model(model, tmp_path / "full.safetensors", infos)
+    half = export_note_model(model, tmp_path / "half.safetensors", infos, half=True)
+    assert half.stat().st_size < 0.52 * full.stat().st_size
+    a, b = load_note_model(full), load_note_model(half)
+    assert b.metadata["storage"] == "float16" and b.model.decoder.grains.weight.dtype == torch.float32
+    x, y = a.note(0, 60, 100), b.note(0, 60, 100)
+    assert float(np.abs(x - y).max()) < 2e-3 * float(np.abs(x).max())  # float16 weights: ~3 significant digits
+
+
 def test_eval_cli_on_a_note_corpus(corpus: NoteCorpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trained = [n.note_str for n in corpus.split("train") + corpus.split("validation")]
     model = _model_file(corpus, tmp_path, trained)

@@ -220,6 +220,10 @@ def test_train_sing_three_stages_resume_and_export(note_corpus: Path, tmp_path: 
     again = json.loads((run / "run.json").read_text())
     assert again["stages"]["end-to-end"]["steps"] == 4
     assert again["stages"]["autoencoder"]["steps"] == 2
+    # neurorack export on a note run: its best checkpoint, here with float16 weights
+    half = tmp_path / "half.safetensors"
+    assert main(["export", str(run), "--out", str(half), "--half"]) == 0
+    assert load_note_model(half).metadata["storage"] == "float16"
 
 
 def test_train_notes_bad_input(note_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

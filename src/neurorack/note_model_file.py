@@ -71,8 +71,12 @@ def export_note_model(
     path: str | os.PathLike[str],
     instruments: list[InstrumentInfo],
     training: Mapping[str, Any] | None = None,
+    *,
+    half: bool = False,
 ) -> Path:
     """Write ``model`` (weights used for generation) and its instruments to one file, atomically.
+
+    ``half`` stores the floating-point weights as float16 (half the file; loading computes in float32 again).
 
     Raises:
         NeurorackError: an unregistered class, instruments that do not match the model, an unwritable path.
@@ -86,6 +90,8 @@ def export_note_model(
         for key, value in model.state_dict().items()
         if not key.startswith(TRAINING_ONLY_PREFIXES)
     }
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     from neurorack import __version__
 
     meta = {
@@ -97,6 +103,7 @@ def export_note_model(
         "note_seconds": model.note_seconds,
         "instruments": [i.to_dict() for i in instruments],
         "training": dict(training or {}),
+        "storage": "float16" if half else "float32",
         "neurorack_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "sha256": tensor_digest(tensors),
@@ -350,7 +357,11 @@ def load_note_model(name_or_path: str | os.PathLike[str]) -> LoadedNoteModel:
         raise ModelFileError(f"{path}: cannot rebuild {cls_name!r} from its stored settings ({exc})") from None
     if len(infos) != model.n_instruments:
         raise ModelFileError(f"{path}: corrupt note model file ({len(infos)} instruments for {model.n_instruments})")
-    state = {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
+    state = {
+        k[len(MODEL_PREFIX) :]: v.float() if v.is_floating_point() else v
+        for k, v in tensors.items()
+        if k.startswith(MODEL_PREFIX)
+    }
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(TRAINING_ONLY_PREFIXES)]
     if missing or unexpected:
@@ -359,7 +370,7 @@ def load_note_model(name_or_path: str | os.PathLike[str]) -> LoadedNoteModel:
     return LoadedNoteModel(model, meta, path)
 
 
-def export_note_run(run: Path, out: Path | None = None, checkpoint: Path | None = None) -> Path:
+def export_note_run(run: Path, out: Path | None = None, checkpoint: Path | None = None, *, half: bool = False) -> Path:
     """Export a note run's final state (the best checkpoint of its last trained stage) to ``out``.
 
     Raises:
@@ -401,4 +412,4 @@ def export_note_run(run: Path, out: Path | None = None, checkpoint: Path | None 
         "split": "pitch completion: (instrument, pitch) pairs, 80/10/10",
         "trained_on": sorted(n.note_str for n in seen),
     }
-    return export_note_model(model, out or run / "model.safetensors", infos, training)
+    return export_note_model(model, out or run / "model.safetensors", infos, training, half=half)

@@ -323,6 +323,16 @@ def _report(result: TrainResult, json_out: bool, progress: str) -> None:
         console.print(f"model: {result.model_file}", highlight=False)
 
 
+def _is_note_run(run: Path) -> bool:
+    """True for a folder whose run.json is a note run's (SING)."""
+    from neurorack.training.note_run import NOTE_RUN_FORMAT
+
+    try:
+        return bool(json.loads((run / "run.json").read_text(encoding="utf-8")).get("format") == NOTE_RUN_FORMAT)
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
+
+
 def export_command(
     run: Annotated[
         Path,
@@ -347,12 +357,24 @@ def export_command(
             show_default=False,
         ),
     ] = None,
+    half: Annotated[
+        bool, typer.Option("--half", help="Note runs: store the weights as float16 (half the file).")
+    ] = False,
 ) -> None:
     """Export the best checkpoint of RUN as one playable model file, with anchors and a prior from its corpus.
 
     Given a model file instead of a run (one exported before descriptor priors existed), write a copy to
-    --out with a prior fitted on --corpus; weights and anchors are unchanged.
+    --out with a prior fitted on --corpus; weights and anchors are unchanged. A note run (SING) exports its
+    last trained stage's best checkpoint with its instruments.
     """
+    if _is_note_run(run):
+        from neurorack.note_model_file import export_note_run
+
+        path = export_note_run(run, out, checkpoint, half=half)
+        console.print(f"model: {path}", highlight=False)
+        return
+    if half:
+        raise NeurorackError("--half is for note runs")
     if run.is_file():
         _export_prior(run, out, corpus)
         return
