@@ -261,10 +261,14 @@ class Sing(NoteModel):
         if grains <= 0:
             return state.tail.new_zeros(batch, 0), replace(advanced, context=window)
         layer = self.decoder.grains
-        chunk = F.conv_transpose1d(self.decoder.body(window), layer.weight * layer.window, None, self.stride)
-        chunk = chunk.squeeze(1)
-        chunk = torch.cat([chunk[:, : state.tail.shape[1]] + state.tail, chunk[:, state.tail.shape[1] :]], dim=1)
+        # the transposed convolution as one matrix product and an overlap-add: on a few frames this is ~2x
+        # faster than conv_transpose1d on one CPU thread (what a note-on waits for)
+        shapes = torch.einsum("bcf,ck->bfk", self.decoder.body(window), (layer.weight * layer.window)[:, 0, :])
         final = grains * self.stride
+        chunk = torch.zeros(batch, final + self.kernel_size - self.stride, dtype=shapes.dtype)
+        chunk[:, : state.tail.shape[1]] = state.tail
+        for j in range(grains):
+            chunk[:, j * self.stride : j * self.stride + self.kernel_size] += shapes[:, j]
         out = chunk[:, :final]
         if layer.bias is not None:
             out = out + layer.bias
