@@ -30,18 +30,18 @@ def notes(tmp_path_factory: pytest.TempPathFactory) -> LoadedNoteModel:
 
 def _play(voices: NoteVoices, blocks: int) -> np.ndarray:
     """``blocks`` audio periods, each mixed once the note thread has rendered what it needs (no timing)."""
+
+    def ready(i: int) -> bool:
+        if not voices.active[i]:
+            return True
+        own = voices.written_generation[i] == voices.generation[i]
+        have = max(voices.head_len[i], voices.written[i] if own else 0)
+        return (own and voices.finished[i]) or have - voices.pos[i] >= BLOCK
+
     out = np.zeros(blocks * BLOCK, dtype=np.float32)
     for b in range(blocks):
         deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            ready = all(
-                not voices.active[i]
-                or voices.finished[i]
-                or (voices.written_generation[i] == voices.generation[i] and voices.written[i] - voices.pos[i] >= BLOCK)
-                for i in range(voices.capacity)
-            )
-            if ready:
-                break
+        while not all(ready(i) for i in range(voices.capacity)) and time.monotonic() < deadline:
             time.sleep(0.001)
         voices.mix(out[b * BLOCK : (b + 1) * BLOCK])
     return out
@@ -58,6 +58,38 @@ def test_a_played_note_is_the_models_note(notes: LoadedNoteModel) -> None:
     np.testing.assert_allclose(out[5 : 5 + len(note)], note, rtol=0, atol=1e-6)
     assert not out[:5].any() and not out[5 + len(note) :].any()
     assert voices.sounding() == 0 and voices.waits == 0
+
+
+def test_cached_heads_sound_in_the_same_period(notes: LoadedNoteModel) -> None:
+    from neurorack.engine.note_voices import HEAD, HEAD_FADE
+
+    voices = NoteVoices(notes, 16_000, BLOCK, voices=4).start()
+    try:
+        deadline = time.monotonic() + 60
+        while voices.heads_ready() < 41 * 5 and time.monotonic() < deadline:  # instrument a: keys 40-80
+            time.sleep(0.05)
+        assert voices.heads_ready() == 41 * 5
+        out = np.zeros(BLOCK, dtype=np.float32)
+        voices.note_on(60, 100, offset=3)
+        voices.mix(out)  # no waiting for the note thread: the head is already there
+        assert not out[:3].any() and np.abs(out[3:]).max() > 0
+        rest = _play(voices, 505)
+        played = np.concatenate([out, rest])
+        note = notes.note(0, 60, 100)
+        np.testing.assert_allclose(played[3 : 3 + len(note)], note, rtol=0, atol=1e-6)  # a cached velocity: exact
+        voices.note_on(62, 90)  # between the cached 75 and 100: 100's head, then the 90 note crossfaded in
+        first = np.zeros(BLOCK, dtype=np.float32)
+        voices.mix(first)
+        assert np.abs(first).max() > 0
+        later = np.concatenate([first, _play(voices, 60)])
+        exact = notes.note(0, 62, 90)
+        np.testing.assert_allclose(
+            later[HEAD + HEAD_FADE : 60 * BLOCK], exact[HEAD + HEAD_FADE : 60 * BLOCK], atol=1e-6
+        )
+        voices.select(1)  # another instrument: its heads are not cached yet
+        assert voices.heads_ready() < 33 * 5
+    finally:
+        voices.stop()
 
 
 def test_notes_at_the_engine_rate_and_morphs(notes: LoadedNoteModel) -> None:

@@ -751,6 +751,7 @@ class Engine:
                 notes_sounding=float(notes.sounding()),
                 notes_refused=float(notes.refused),
                 notes_waits=float(notes.waits),
+                notes_heads=float(notes.heads_ready()),
                 notes_instrument=float(instrument) if isinstance(instrument, int) else -1.0,
                 notes_morph=float(notes.morph_amount) if notes.morph is not None else -1.0,
             )

@@ -1,19 +1,25 @@
 """Polyphonic note voices: notes of a note model (SING) streamed into preallocated buffers as they play.
 
-A note-on (audio thread) takes a free voice and posts a request; the note thread
-(:class:`NoteVoices` runs one) streams the note with :meth:`~neurorack.note_model_file.LoadedNoteModel.stream`
-at the engine's rate (soxr ``LQ``, which releases samples at once; ``HQ`` holds back ~250 ms) into that
-voice's buffer, the first samples as soon as the model's look-back allows
-(``latency_frames``), then keeps every sounding voice ``ahead_ms`` ahead of its play position, the voice
-closest to running dry first. The audio thread only copies what is there (:meth:`NoteVoices.mix`): no lock,
-no allocation, no model. A note-off fades the voice out over ``release_ms``; a note sounds at most the
-model's note length (SING: 4 s, its own release from 3 s). When every voice sounds, the oldest is stolen (it
-fades out on a spare buffer while the new note starts).
+A note-on (audio thread) takes a free voice and posts a request; the note thread (:class:`NoteVoices` runs
+one) streams the note with :meth:`~neurorack.note_model_file.LoadedNoteModel.stream` at the engine's rate
+(soxr ``LQ``, which releases samples at once; ``HQ`` holds back ~250 ms) into that voice's buffer, the first
+samples as soon as the model's look-back allows (``latency_frames``), then keeps every sounding voice
+``ahead_ms`` ahead of its play position, the voice closest to running dry first.
+
+While idle, the note thread renders the first :data:`HEAD` samples of every key of the current instrument at
+the five trained velocities (the head cache, ~6 MB): a note-on whose key is cached sounds in the same period,
+from the cache, and the streamed note takes over after it (crossfaded when the velocity is not one of the
+five). Morphs are not cached.
+
+The audio thread only copies what is there (:meth:`NoteVoices.mix`): no lock, no allocation, no model. A
+note-off fades the voice out over ``release_ms``; a note sounds at most the model's note length (SING: 4 s,
+its own release from 3 s). When every voice sounds, the oldest is stolen (it fades out on a spare buffer
+while the new note starts).
 
 Ownership: lists indexed by voice. The audio thread owns ``key``, ``pos``, ``delay``, ``gain``, ``fading``,
-``generation``; the note thread owns ``written`` and ``written_generation`` (samples of the note of that
-generation ready in the buffer). A voice plays only samples its own generation published, so a reused buffer
-never plays the previous note.
+``generation``, ``head_len``; the note thread owns ``written`` and ``written_generation`` (samples of the note
+of that generation ready in the buffer). A voice plays only its cached head and the samples its own
+generation published, so a reused buffer never plays the previous note.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ from neurorack.note_model_file import LoadedNoteModel, NoteStream
 STEP_FRAMES = 4
 #: Idle wait of the note thread between looks at the voices, s.
 POLL_SECONDS = 0.0005
+#: Samples of each key's start kept ready (the head cache), and the crossfade into the streamed note after them.
+HEAD = 2048
+HEAD_FADE = 256
+#: Velocities the head cache holds per key (SING's five trained rows); a note-on takes the nearest.
+HEAD_VELOCITIES = (25, 50, 75, 100, 127)
 
 
 class NoteVoices:
@@ -84,7 +95,16 @@ class NoteVoices:
         self.written = [0] * cap
         self.written_generation = [0] * cap
         self.finished = [False] * cap  # the note's last sample is written
-        self._requests: deque[tuple[int, int, int, float, np.ndarray, tuple[int, int] | None]] = deque()
+        # the head cache: audio thread reads, note thread fills; an entry counts when its epoch is the current one
+        self.head_len = [0] * cap  # samples of the cached head copied into the voice's buffer (audio thread)
+        self._heads = np.zeros((128, len(HEAD_VELOCITIES), HEAD + HEAD_FADE), dtype=np.float32)
+        self._head_epoch = [[-1] * len(HEAD_VELOCITIES) for _ in range(128)]
+        self._epoch = 0  # bumped whenever the instrument changes
+        self._head_skip = [0] * cap  # note thread: stream samples still to drop (the head plays them)
+        self._head_blend = [False] * cap  # note thread: crossfade the stream into the cached head
+        self._streamed = [0] * cap  # note thread: samples the voice's stream produced
+        self._fade_in = np.linspace(0.0, 1.0, HEAD_FADE, dtype=np.float32)
+        self._requests: deque[tuple[int, int, int, float, np.ndarray, tuple[int, int] | None, int]] = deque()
         # every instrument's weights and range, so a program change on the audio thread only stores references
         self._presets = [(model.weights(i), model.pitch_range(i)) for i in range(len(model.instruments))]
         self._weights, self._range = self._presets[0]
@@ -111,14 +131,18 @@ class NoteVoices:
         self._range = self.model.pitch_range(instrument)
         self._weights = weights  # one reference store: the audio thread snapshots it at note-on
         self._instrument = instrument
+        self._epoch += 1
 
     def select(self, program: int) -> None:
         """Instrument ``program`` modulo the number of instruments (a MIDI program change; audio thread).
         Ends a morph."""
         index = program % len(self._presets)
+        if index == self._instrument and self.morph is None:
+            return
         self.morph = None
         self._weights, self._range = self._presets[index]
         self._instrument = index
+        self._epoch += 1
 
     def set_morph(self, a: str | int, b: str | int) -> None:
         """Morph between instruments ``a`` and ``b``: :attr:`morph_amount` (0 = a, 1 = b; CV 1 in the engine)
@@ -131,6 +155,7 @@ class NoteVoices:
         self._range = self.model.pitch_range({ia: 1.0, ib: 1.0})
         self._instrument = {self.model.instruments[ia]: 0.5, self.model.instruments[ib]: 0.5}
         self.morph = (ia, ib)
+        self._epoch += 1
 
     def _morph_weights(self, amount: float) -> np.ndarray:
         assert self.morph is not None
@@ -199,7 +224,19 @@ class NoteVoices:
         self.serial[free] = self._next_serial
         self._next_serial += 1
         self.started += 1
-        self._requests.append((free, self.generation[free], pitch, float(velocity), self._weights, self.morph))
+        row = 0
+        for r in range(1, len(HEAD_VELOCITIES)):
+            if abs(HEAD_VELOCITIES[r] - velocity) < abs(HEAD_VELOCITIES[row] - velocity):
+                row = r
+        head = self.morph is None and self._head_epoch[pitch][row] == self._epoch
+        if head:
+            self.buffers[free][: HEAD + HEAD_FADE] = self._heads[pitch, row]
+            self.head_len[free] = HEAD + HEAD_FADE
+        else:
+            self.head_len[free] = 0
+        self._requests.append(
+            (free, self.generation[free], pitch, float(velocity), self._weights, self.morph, row if head else -1)
+        )
         return free
 
     def note_off(self, pitch: int) -> None:
@@ -219,6 +256,12 @@ class NoteVoices:
             self.key[i] = -1
             self.active[i] = False
 
+    def heads_ready(self) -> int:
+        """Entries of the head cache ready for the current instrument (keys × velocities)."""
+        low, high = self._range
+        epoch = self._epoch
+        return sum(e == epoch for p in range(low, high + 1) for e in self._head_epoch[p])
+
     def sounding(self) -> int:
         return sum(self.active)
 
@@ -235,7 +278,8 @@ class NoteVoices:
                 self.delay[i] = d - n
                 continue
             pos = self.pos[i]
-            ready = self.written[i] if self.written_generation[i] == self.generation[i] else 0
+            own = self.written_generation[i] == self.generation[i]
+            ready = max(self.head_len[i], self.written[i] if own else 0)
             m = min(n - d, ready - pos)
             fl = self.fading[i]
             if fl >= 0:
@@ -267,7 +311,7 @@ class NoteVoices:
         morphed: dict[int, float] = {}  # voice -> the morph amount its note plays now
         while not self._stop.is_set():
             while self._requests:
-                voice, generation, pitch, velocity, weights, morph = self._requests.popleft()
+                voice, generation, pitch, velocity, weights, morph, head_row = self._requests.popleft()
                 live = morph is not None and morph == self.morph
                 if live:
                     morphed[voice] = self.morph_amount
@@ -285,6 +329,9 @@ class NoteVoices:
                     continue
                 self.written[voice] = 0
                 self.finished[voice] = False
+                self._streamed[voice] = 0
+                self._head_skip[voice] = HEAD if head_row >= 0 else 0
+                self._head_blend[voice] = head_row >= 0 and HEAD_VELOCITIES[head_row] != velocity
                 self.written_generation[voice] = generation
                 streams[voice] = (generation, stream)
                 self._write(voice, stream.read(stream.latency_frames))
@@ -296,7 +343,8 @@ class NoteVoices:
                 if self.written[v] - self.pos[v] < self.ahead and self.fading[v] != 0
             ]
             if not hungry:
-                time.sleep(POLL_SECONDS)
+                if not self._fill_one_head():
+                    time.sleep(POLL_SECONDS)
                 continue
             _, voice = min(hungry)
             generation, stream = streams[voice]
@@ -309,9 +357,47 @@ class NoteVoices:
                 self.finished[voice] = True
                 del streams[voice]
 
+    def _fill_one_head(self) -> bool:
+        """Render one missing entry of the head cache for the current instrument; False when none is missing."""
+        if self.morph is not None:
+            return False
+        epoch, weights, (low, high) = self._epoch, self._weights, self._range
+        for pitch in range(low, high + 1):
+            for row, velocity in enumerate(HEAD_VELOCITIES):
+                if self._head_epoch[pitch][row] == epoch:
+                    continue
+                mapping: dict[str | int, float] = {k: float(w) for k, w in enumerate(weights) if w > 0}
+                stream = self.model.stream(mapping, pitch, velocity, sample_rate=self.sample_rate, low_latency=True)
+                parts = [stream.read(stream.latency_frames)]
+                total = parts[0].shape[0]
+                while total < HEAD + HEAD_FADE and not stream.done:
+                    parts.append(stream.read(STEP_FRAMES))
+                    total += parts[-1].shape[0]
+                head = np.concatenate(parts)[: HEAD + HEAD_FADE]
+                self._heads[pitch, row, : head.shape[0]] = head
+                if epoch == self._epoch:  # the instrument did not change meanwhile
+                    self._head_epoch[pitch][row] = epoch
+                return True
+        return False
+
     def _write(self, voice: int, audio: np.ndarray) -> None:
-        """Append ``audio`` to the voice's buffer, then publish it (the audio thread reads up to ``written``)."""
-        start = self.written[voice]
+        """Append the stream's next samples to the voice's buffer, then publish them (the audio thread reads up
+        to ``written``). Behind a cached head: the head's samples are dropped and the crossfade region mixed."""
+        first = self._streamed[voice]
+        self._streamed[voice] = first + audio.shape[0]
+        skip = self._head_skip[voice]
+        if skip:
+            if first + audio.shape[0] <= skip:
+                return
+            audio = audio[max(0, skip - first) :]
+            first = max(first, skip)
+            if self._head_blend[voice] and first < skip + HEAD_FADE:
+                m = min(audio.shape[0], skip + HEAD_FADE - first)
+                ramp = self._fade_in[first - skip : first - skip + m]
+                cached = self.buffers[voice][first : first + m]
+                audio = audio.copy()
+                audio[:m] = cached * (1.0 - ramp) + audio[:m] * ramp
+        start = first
         n = min(audio.shape[0], self.max_samples - start)
         if n > 0:
             self.buffers[voice][start : start + n] = audio[:n]
