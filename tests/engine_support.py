@@ -42,6 +42,17 @@ def prioritised_server(sample_rate: int, period: int) -> Iterator[JackDummyServe
             os.setpriority(os.PRIO_PROCESS, tid, old)
 
 
+def wait_onset(capture: Any, frame: int, timeout: float = 1.0) -> int | None:
+    """The frame of the first non-silent sample a probe capture recorded at or after ``frame``, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        onset = capture.onset_after(frame)
+        if onset is not None:
+            return int(onset)
+        time.sleep(0.01)
+    return None
+
+
 def free_udp_port() -> int:
     """A UDP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

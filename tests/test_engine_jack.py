@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_support import PlayProcess, prioritised_server
+from engine_support import PlayProcess, prioritised_server, wait_onset
 from neurorack.engine.jack_server import JackDummyServer, jackd_path
 
 PERIOD = 128
@@ -77,16 +77,6 @@ def _short_hits(play: PlayProcess) -> None:
     time.sleep(0.4)
 
 
-def _wait_onset(cap: object, frame: int, timeout: float = 1.0) -> int | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        onset = cap.onset_after(frame)  # type: ignore[attr-defined]
-        if onset is not None:
-            return int(onset)
-        time.sleep(0.01)
-    return None
-
-
 def _onset_frame(play: PlayProcess, previous: int, timeout: float = 2.0) -> int | None:
     """The engine's frame time of the newest hit's first output sample, once it differs from ``previous``."""
     deadline = time.monotonic() + timeout
@@ -124,7 +114,7 @@ def test_osc_gate_sounds_within_two_periods(engine: tuple[PlayProcess, str], cap
         assert onset is not None, "the gate did not start a hit"
         previous = onset
         latencies.append(onset - sent)
-        heard = _wait_onset(capture, onset - 2 * PERIOD)
+        heard = wait_onset(capture, onset - 2 * PERIOD)
         assert heard is not None, "no onset on the output port"
         seen.append(heard - onset)
         time.sleep(0.3)  # the 0.15 s impact has ended
@@ -151,7 +141,7 @@ def test_jack_midi_gate_sounds_within_two_periods(
     while len(latencies) < 12:
         xruns_before = _server_xruns(server)
         sent = midi.send(bytes([0x90, 36 + len(latencies), 100]))  # type: ignore[attr-defined]
-        onset = _wait_onset(capture, sent - 2 * PERIOD)
+        onset = wait_onset(capture, sent - 2 * PERIOD)
         midi.send(bytes([0x80, 36 + len(latencies), 0]))  # type: ignore[attr-defined]
         time.sleep(0.3)
         if onset is None:
@@ -182,7 +172,7 @@ def test_audio_rate_gate_and_cv_inputs(
         for offset in (0, 17, 64, 127, 5):
             xruns_before = _server_xruns(server)
             rise = gate.step(0.5, offset)
-            onset = _wait_onset(capture, rise - 2 * PERIOD)
+            onset = wait_onset(capture, rise - 2 * PERIOD)
             gate.step(0.0)
             time.sleep(0.3)
             if onset is None and _server_xruns(server) > xruns_before:
@@ -255,7 +245,7 @@ def test_malformed_osc_and_midi_are_ignored(engine: tuple[PlayProcess, str], cap
     # and it still plays
     sent = capture.now  # type: ignore[attr-defined]
     osc.send("/neurorack/gate/1", 1)
-    assert _wait_onset(capture, sent) is not None
+    assert wait_onset(capture, sent) is not None
     osc.send("/neurorack/gate/1", 0)
     log = play.log_text()
     assert "ignored OSC" in log and "malformed MIDI" in log

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine_support import PlayProcess, prioritised_server
+from engine_support import PlayProcess, prioritised_server, wait_onset
 from neurorack.engine.jack_server import JackDummyServer, jackd_path
 from neurorack.models.registry import build_note_model, note_config
 from neurorack.note_model_file import InstrumentInfo, export_note_model
@@ -68,16 +68,6 @@ def _heads_ready(play: PlayProcess, count: int, timeout: float = 120.0) -> None:
     raise AssertionError("the head cache did not fill in time")
 
 
-def _wait_onset(cap: object, frame: int, timeout: float = 2.0) -> int | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        onset = cap.onset_after(frame)  # type: ignore[attr-defined]
-        if onset is not None:
-            return int(onset)
-        time.sleep(0.01)
-    return None
-
-
 def _latencies(rig: tuple[JackDummyServer, object, object, PlayProcess], velocity: int) -> list[float]:
     """Periods from 12 JACK MIDI note-ons to their first sound (a note lost in an xrun is sent again)."""
     server, capture, midi, _ = rig
@@ -90,7 +80,7 @@ def _latencies(rig: tuple[JackDummyServer, object, object, PlayProcess], velocit
         xruns_before = sum(server.xrun_report("-").values())
         pitch = 40 + len(latencies)  # within both instruments' ranges (a morph plays 28-60)
         sent = midi.send(bytes([0x90, pitch, velocity]))  # type: ignore[attr-defined]
-        onset = _wait_onset(capture, sent - 2 * PERIOD)
+        onset = wait_onset(capture, sent - 2 * PERIOD, timeout=2.0)
         midi.send(bytes([0x80, pitch, 0]))  # type: ignore[attr-defined]
         time.sleep(0.4)  # the release (60 ms) is over before the next note
         if onset is None:
