@@ -115,10 +115,9 @@ def info_command(
     c = NoteCorpus.open(corpus)
     splits = {name: len(c.split(name, seed)) for name in ("train", "validation", "test")}
     families = Counter(n.family for n in c.notes)
-    per_instrument: dict[str, dict[str, object]] = {
-        name: {"notes": sum(1 for n in c.notes if n.instrument_str == name), "pitches": list(c.pitch_range(name))}
-        for name in c.instruments
-    }
+    counts = Counter(n.instrument_str for n in c.notes)
+    ranges = {name: c.pitch_range(name) for name in c.instruments}
+    per_instrument = {name: {"notes": counts[name], "pitches": list(ranges[name])} for name in c.instruments}
     if json_out:
         summary = {
             "path": str(c.path), "sample_rate": c.sample_rate, "notes": len(c.notes),
@@ -139,9 +138,9 @@ def info_command(
     table.add_column("notes", justify="right")
     table.add_column("pitches", justify="right")
     family_of = {n.instrument_str: n.family for n in c.notes}
-    for name, info in per_instrument.items():
-        lo, hi = c.pitch_range(name)
-        table.add_row(name, family_of[name], str(info["notes"]), f"{lo}-{hi}")
+    for name in c.instruments:
+        lo, hi = ranges[name]
+        table.add_row(name, family_of[name], str(counts[name]), f"{lo}-{hi}")
     console.print(table)
 
 

@@ -46,6 +46,7 @@ RENDER_JSON = "render.json"
 JOURNAL = "render-journal.jsonl"
 FORMAT = "neurorack-note-render"
 SILENCE_DB = -80.0  # a note whose peak stays below this is not played by the preset (outside its key range)
+_SILENCE = float(10 ** (SILENCE_DB / 20))  # the same, linear
 _PROBE_SECONDS = 0.5
 
 
@@ -154,17 +155,12 @@ def instrument_str(slug: str, preset: Preset) -> str:
     return f"{preset.family}_{preset.source}_{slug}_{preset.bank:03d}_{preset.program:03d}"
 
 
-def _threshold() -> float:
-    return float(10 ** (SILENCE_DB / 20))
-
-
 def probe_pitches(renderer: FluidRenderer, preset: Preset, pitches: tuple[int, ...]) -> tuple[int, ...]:
     """The pitches at which a preset sounds (a short loud note above :data:`SILENCE_DB` peak)."""
-    threshold = _threshold()
     sounding = []
     for pitch in pitches:
         audio = renderer.render(preset, pitch, 127, hold=_PROBE_SECONDS, seconds=_PROBE_SECONDS)
-        if float(np.abs(audio).max(initial=0.0)) > threshold:
+        if float(np.abs(audio).max(initial=0.0)) > _SILENCE:
             sounding.append(pitch)
     return tuple(sounding)
 
@@ -176,7 +172,6 @@ def render_instrument(task: InstrumentTask) -> dict[str, object]:
     (pitch, velocity) pairs and how many notes had to be clipped.
     """
     s = task.settings
-    threshold = _threshold()
     notes: list[dict[str, object]] = []
     silent: list[list[int]] = []
     clipped = 0
@@ -187,7 +182,7 @@ def render_instrument(task: InstrumentTask) -> dict[str, object]:
                 audio = renderer.render(task.preset, pitch, velocity, hold=s.hold_seconds, seconds=s.note_seconds)
                 audio = resample(audio, s.render_rate, s.sample_rate)[: round(s.note_seconds * s.sample_rate)]
                 peak = float(np.abs(audio).max(initial=0.0))
-                if peak <= threshold:
+                if peak <= _SILENCE:
                     silent.append([pitch, velocity])
                     continue
                 if peak > 1.0:
@@ -333,10 +328,8 @@ def render_corpus(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir, "`neurorack notes render`"):
-        write_json(
-            out_dir / RENDER_JSON,
-            {"format": FORMAT, "settings": settings.to_dict(), "fluidsynth": fluidsynth_version(), "complete": False},
-        )
+        header = {"format": FORMAT, "settings": settings.to_dict(), "fluidsynth": fluidsynth_version()}
+        write_json(out_dir / RENDER_JSON, {**header, "complete": False})
         journal_path = out_dir / JOURNAL
         done = {k: v for k, v in _read_journal(journal_path).items() if _complete(v, out_dir / AUDIO_DIR)}
         todo = [t for t in tasks if t.instrument_str not in done]
@@ -364,9 +357,7 @@ def render_corpus(
         write_json(
             out_dir / RENDER_JSON,
             {
-                "format": FORMAT,
-                "settings": settings.to_dict(),
-                "fluidsynth": fluidsynth_version(),
+                **header,
                 "complete": True,
                 "instruments": report.instruments,
                 "notes": report.notes,
