@@ -87,4 +87,4 @@ def test_instrument_and_morph_reach_the_engine(page: Any, engine: Engine) -> Non
     wait_until(lambda: abs(voices.morph_amount - 0.5) < 1e-9)
     page.wait_for_function("document.getElementById('notes-info').textContent.includes('morph 50 %')")
     page.uncheck("#morph")
-    wait_until(lambda: voices.morph is None)
+    wait_until(lambda: voices.morph is None and voices.instrument == 1)  # the chosen instrument again

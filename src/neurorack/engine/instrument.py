@@ -569,8 +569,7 @@ class Engine:
         if self.notes is None:
             raise NeurorackError("no note model is playing (neurorack play --notes MODEL)")
         if a is None:
-            self.notes.morph = None
-            self.notes.select(int(self.notes.instrument) if isinstance(self.notes.instrument, int) else 0)
+            self.notes.end_morph()
             return
         self.notes.set_morph(a, a if b is None else b)
 

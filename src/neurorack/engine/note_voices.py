@@ -108,6 +108,8 @@ class NoteVoices:
         # every instrument's weights and range, so a program change on the audio thread only stores references
         self._presets = [(model.weights(i), model.pitch_range(i)) for i in range(len(model.instruments))]
         self._weights, self._range = self._presets[0]
+        #: The instrument last chosen by index (a program change), which plays again when a morph ends.
+        self.selected = 0
         self._instrument: str | int | Mapping[str | int, float] = 0
         #: The two instruments CV 1 morphs between (:meth:`set_morph`), or None; and where it is, 0..1.
         self.morph: tuple[int, int] | None = None
@@ -142,6 +144,7 @@ class NoteVoices:
         self.morph = None
         self._weights, self._range = self._presets[index]
         self._instrument = index
+        self.selected = index
         self._epoch += 1
 
     def set_morph(self, a: str | int, b: str | int) -> None:
@@ -156,6 +159,13 @@ class NoteVoices:
         self._instrument = {self.model.instruments[ia]: 0.5, self.model.instruments[ib]: 0.5}
         self.morph = (ia, ib)
         self._epoch += 1
+
+    def end_morph(self) -> None:
+        """End a morph: the instrument last chosen by index plays again."""
+        if self.morph is not None:
+            self.morph = None
+            self._instrument = -1  # so select() does not take it for the current one
+            self.select(self.selected)
 
     def _morph_weights(self, amount: float) -> np.ndarray:
         assert self.morph is not None
